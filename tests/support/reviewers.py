@@ -1,0 +1,45 @@
+"""Reviewers as Argilla's interface has them: users who sign in with a password and submit responses."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import argilla as rg
+import httpx
+
+
+@dataclass
+class Reviewer:
+    """A signed-in annotator, talking to the same endpoints as Argilla's interface."""
+
+    user: rg.User
+    http: httpx.Client
+
+    @property
+    def id(self) -> uuid.UUID:
+        assert self.user.id is not None
+        return self.user.id
+
+    def submit(self, record_id: uuid.UUID | str, values: dict[str, Any], status: str = "submitted") -> None:
+        body = {"values": {name: {"value": value} for name, value in values.items()}, "status": status}
+        response = self.http.post(f"/api/v1/records/{record_id}/responses", json=body)
+        response.raise_for_status()
+
+    def discard(self, record_id: uuid.UUID | str) -> None:
+        response = self.http.post(f"/api/v1/records/{record_id}/responses", json={"status": "discarded"})
+        response.raise_for_status()
+
+
+def sign_in_new_annotator(owner: rg.Argilla, api_url: str, workspace: rg.Workspace) -> Reviewer:
+    """Creates an annotator in the workspace and signs them in with their password."""
+    username = f"reviewer-{uuid.uuid4().hex[:10]}"
+    password = uuid.uuid4().hex
+    user = rg.User(username=username, password=password, role="annotator", client=owner).create()
+    workspace.add_user(user)
+    http = httpx.Client(base_url=api_url, timeout=30)
+    token = http.post("/api/v1/token", data={"username": username, "password": password})
+    token.raise_for_status()
+    http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+    return Reviewer(user=user, http=http)
