@@ -63,9 +63,15 @@ def make_topic(kafka_admin: AdminClient) -> Iterator[TopicFactory]:
     """Creates topics with unique names for this test alone, and deletes them afterwards."""
     created: list[str] = []
 
-    def make(prefix: str = "test", partitions: int = 3) -> str:
-        name = unique_name(prefix)
-        futures = kafka_admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    def make(
+        prefix: str = "test",
+        partitions: int = 3,
+        name: str | None = None,
+        config: dict[str, str] | None = None,
+    ) -> str:
+        name = name or unique_name(prefix)
+        topic = NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})
+        futures = kafka_admin.create_topics([topic])
         futures[name].result(timeout=30)
         created.append(name)
         return name

@@ -1,9 +1,14 @@
-"""The hitl-workers command line."""
+"""The hitl-workers command line: run a worker, manage topics, run the demo."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
+
+from workers.config import load_settings
+from workers.errors import HitlError
+from workers.logs import configure_logging
 
 DEMO_PLAN = """\
 The demo will run the whole pipeline on the bundled sample: producers emit predictions, feedback
@@ -14,10 +19,68 @@ The workers it needs are not built yet. The local stack it runs on is up: see
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.action(args) or 0)
+    except HitlError as error:
+        print(f"hitl-workers: {error}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hitl-workers", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="run the whole pipeline on the bundled sample")
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        print(DEMO_PLAN)
+
+    run = commands.add_parser("run", help="run one worker until SIGTERM")
+    run.add_argument("worker", help="a worker's name, or module:factory for a worker of your own")
+    run.add_argument("--log-level", default="INFO")
+    run.set_defaults(action=run_worker)
+
+    topics = commands.add_parser("topics", help="create or describe the pipeline's topics")
+    topic_actions = topics.add_subparsers(dest="topics_command", required=True)
+    topic_actions.add_parser("create", help="create every missing topic (idempotent)").set_defaults(
+        action=create_topics
+    )
+    topic_actions.add_parser("describe", help="partitions and replication of every topic").set_defaults(
+        action=describe_topics
+    )
+
+    commands.add_parser("demo", help="run the whole pipeline on the bundled sample").set_defaults(
+        action=lambda _args: print(DEMO_PLAN)
+    )
+    return parser
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from workers.registry import load_worker
+    from workers.runtime.loop import Runner
+
+    configure_logging(args.log_level)
+    settings = load_settings()
+    runner = Runner(load_worker(args.worker, settings), settings)
+    runner.install_signal_handlers()
+    port = runner.metrics.serve(settings.metrics_port)
+    print(f"metrics on :{port}/metrics", file=sys.stderr, flush=True)
+    runner.run()
+    return 0
+
+
+def create_topics(_args: argparse.Namespace) -> int:
+    from workers.runtime.topics import create_topics as create
+
+    for name, outcome in create(load_settings()).items():
+        print(f"{outcome:8} {name}")
+    return 0
+
+
+def describe_topics(_args: argparse.Namespace) -> int:
+    from workers.runtime.topics import TopicDescription
+    from workers.runtime.topics import describe_topics as describe
+
+    for topic in describe(load_settings()):
+        if isinstance(topic, TopicDescription):
+            print(f"{topic.name:32} partitions={topic.partitions} replication={topic.replication_factor}")
+        else:
+            print(f"{topic:32} missing")
     return 0

@@ -72,7 +72,7 @@ def main() -> int:
             probe_kafka(args.address)
         else:
             probe_http(args.url, args.header, args.expect_json_key)
-    except Exception as error:  # noqa: BLE001 - any failure means "not healthy"
+    except Exception as error:
         print(f"{args.kind}: {error}", file=sys.stderr)
         return 1
     return 0

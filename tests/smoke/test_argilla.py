@@ -23,7 +23,10 @@ def test_annotator_response_is_stored_and_announced_by_signed_webhooks(
         distribution=rg.TaskDistribution(min_submitted=1),
     )
     dataset = rg.Dataset(
-        name=f"smoke-{uuid.uuid4().hex[:8]}", workspace=argilla_workspace, settings=settings, client=argilla_client
+        name=f"smoke-{uuid.uuid4().hex[:8]}",
+        workspace=argilla_workspace,
+        settings=settings,
+        client=argilla_client,
     ).create()
     record_ids = [uuid.uuid4() for _ in range(3)]
     dataset.records.log([{"id": str(rid), "text": f"message {i}"} for i, rid in enumerate(record_ids)])
@@ -44,7 +47,9 @@ def test_annotator_response_is_stored_and_announced_by_signed_webhooks(
                 def matches(call: WebhookCall) -> bool:
                     payload = call.payload
                     data = payload.get("data", {})
-                    record_id = data.get("record", {}).get("id") if event.startswith("response") else data.get("id")
+                    record_id = (
+                        data.get("record", {}).get("id") if event.startswith("response") else data.get("id")
+                    )
                     return payload.get("type") == event and record_id == target
 
                 return matches

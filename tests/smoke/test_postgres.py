@@ -9,7 +9,8 @@ import psycopg
 
 def test_rows_written_are_read_back(pg_connection: psycopg.Connection, pg_schema: str) -> None:
     pg_connection.execute(
-        "CREATE TABLE labels (event_id uuid PRIMARY KEY, label text NOT NULL, labelled_at timestamptz NOT NULL)"
+        "CREATE TABLE labels ("
+        "event_id uuid PRIMARY KEY, label text NOT NULL, labelled_at timestamptz NOT NULL)"
     )
     now = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     rows = [(f"00000000-0000-4000-8000-{i:012d}", f"label-{i % 3}", now) for i in range(100)]

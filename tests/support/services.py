@@ -47,14 +47,14 @@ def docker_engine_reachable() -> bool:
         import docker
 
         docker.from_env().ping()
-    except Exception:  # noqa: BLE001 - any failure means no usable engine
+    except Exception:
         return False
     return True
 
 
 @contextlib.contextmanager
 def services_in_containers() -> Iterator[Services]:
-    """Kafka and PostgreSQL from testcontainers' modules; Argilla, OpenSearch and Redis from the compose file."""
+    """Kafka and PostgreSQL from testcontainers' modules; the Argilla services from the compose file."""
     from testcontainers.compose import DockerCompose
     from testcontainers.kafka import KafkaContainer
     from testcontainers.postgres import PostgresContainer
@@ -63,7 +63,9 @@ def services_in_containers() -> Iterator[Services]:
     with (
         KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka,
         PostgresContainer("postgres:15", username="hitl", password="hitl", dbname="hitl") as postgres,
-        DockerCompose(REPO_DIR, services=["opensearch", "redis", "argilla", "argilla-worker"], wait=True) as compose,
+        DockerCompose(
+            REPO_DIR, services=["opensearch", "redis", "argilla", "argilla-worker"], wait=True
+        ) as compose,
     ):
         argilla_host = compose.get_service_host("argilla", 6900)
         argilla_port = compose.get_service_port("argilla", 6900)

@@ -1,0 +1,153 @@
+"""Typed, frozen settings, read once from HITL_* environment variables and an optional TOML file.
+
+The four connection settings are flat, as `deploy/local/stack env` prints them (HITL_KAFKA_BOOTSTRAP,
+HITL_POSTGRES_DSN, HITL_ARGILLA_API_URL, HITL_ARGILLA_API_KEY). Groups of settings are nested with a
+double underscore: HITL_RUNTIME__BATCH_SIZE=1000, HITL_TOPICS__PREDICTIONS=my.predictions. A TOML
+file named by HITL_CONFIG_FILE holds the same keys (`kafka_bootstrap = "..."`, `[runtime]`
+`batch_size = 1000`); environment variables win over it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from workers.errors import ConfigError
+
+CONFIG_FILE_VARIABLE = "HITL_CONFIG_FILE"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSecurity(Frozen):
+    """Passed through to librdkafka; see its CONFIGURATION.md for the meaning of each."""
+
+    protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: Path | None = None
+    ssl_certificate_location: Path | None = None
+    ssl_key_location: Path | None = None
+    ssl_key_password: SecretStr | None = None
+
+
+class Topics(Frozen):
+    predictions: str = "hitl.predictions"
+    feedback: str = "hitl.feedback"
+    extractions: str = "hitl.extractions"
+    decisions: str = "hitl.decisions"
+    extractions_valid: str = "hitl.extractions.valid"
+    review_tasks: str = "hitl.review.tasks"
+    review_resolved: str = "hitl.review.resolved"
+    training_examples: str = "hitl.training.examples"
+    partitions: int = Field(6, ge=1)
+    replication_factor: int = Field(1, ge=1)
+    dead_letter_suffix: str = ".dlq"
+
+    def names(self) -> list[str]:
+        return [
+            self.predictions,
+            self.feedback,
+            self.extractions,
+            self.decisions,
+            self.extractions_valid,
+            self.review_tasks,
+            self.review_resolved,
+            self.training_examples,
+        ]
+
+    def inputs(self) -> list[str]:
+        """Topics some worker consumes, each of which has a dead-letter topic."""
+        return [
+            self.predictions,
+            self.feedback,
+            self.extractions,
+            self.decisions,
+            self.review_tasks,
+            self.review_resolved,
+        ]
+
+    def dead_letter_topic(self, input_topic: str) -> str:
+        return input_topic + self.dead_letter_suffix
+
+
+class Runtime(Frozen):
+    batch_size: int = Field(500, ge=1, le=100_000)
+    batch_wait_seconds: float = Field(0.2, gt=0, le=60)
+    max_value_bytes: int = Field(1_048_576, ge=1024)
+    transactions: bool = False
+    retry_initial_seconds: float = Field(0.5, gt=0)
+    retry_max_seconds: float = Field(30.0, gt=0)
+    shutdown_timeout_seconds: float = Field(20.0, gt=0)
+    statistics_interval_ms: int = Field(5_000, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HITL_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="ignore",
+    )
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security: KafkaSecurity = KafkaSecurity()
+    kafka_client_config: dict[str, str] = Field(
+        default_factory=dict, description="extra librdkafka settings, passed through as given"
+    )
+    postgres_dsn: SecretStr = SecretStr("postgresql://hitl:hitl@127.0.0.1:5432/hitl")
+    argilla_api_url: str = "http://127.0.0.1:6900"
+    argilla_api_key: SecretStr = SecretStr("argilla.apikey")
+    group_id_prefix: str = "hitl"
+    metrics_port: int = Field(9400, ge=0, le=65535, description="0 picks a free port")
+    topics: Topics = Topics()
+    runtime: Runtime = Runtime()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_VARIABLE)
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    def group_id(self, worker_name: str) -> str:
+        return f"{self.group_id_prefix}.{worker_name}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Reads the settings, or raises ConfigError naming every wrong one as its variable."""
+    config_file = os.environ.get(CONFIG_FILE_VARIABLE)
+    if config_file and not Path(config_file).is_file():
+        raise ConfigError(f"{CONFIG_FILE_VARIABLE}={config_file}: no such file")
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{setting_variable(problem['loc'])}: {problem['msg']}" for problem in error.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from error
+
+
+def setting_variable(location: tuple[int | str, ...]) -> str:
+    head, *rest = (str(part) for part in location)
+    return "HITL_" + "__".join([head.upper(), *(part.upper() for part in rest)])

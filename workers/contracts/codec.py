@@ -1,0 +1,190 @@
+"""Bytes to events and back: Avro single-object encoding out, Avro or JSON in.
+
+Outputs are always Avro (`C3 01`, the 8-byte schema fingerprint, the body), so a consumer needs
+only the `.avsc` file. Inputs may also be JSON; the `content-type` header says which, and
+without one the first byte does.
+"""
+
+from collections.abc import Sequence
+from functools import cache
+from typing import Literal, TypeVar
+
+from pydantic import ValidationError
+
+from workers.contracts.avro import HEADER_SIZE, SINGLE_OBJECT_MARKER, SchemaRegistry, read_body, write_body
+from workers.contracts.base import Event
+from workers.contracts.errors import DecodeError, DecodeReason
+
+E = TypeVar("E", bound=Event)
+
+Headers = Sequence[tuple[str, bytes | None]] | None
+"""Message headers as confluent-kafka gives them."""
+
+DEFAULT_MAX_VALUE_BYTES = 1024 * 1024
+JSON_CONTENT_TYPE = "application/json"
+AVRO_CONTENT_TYPE = "avro/binary"
+_AVRO_CONTENT_TYPES = frozenset({AVRO_CONTENT_TYPE, "application/avro", "application/vnd.apache.avro+binary"})
+_UNSPECIFIED_CONTENT_TYPES = frozenset({"", "application/octet-stream"})
+_UTF8_BOM = b"\xef\xbb\xbf"
+_JSON_WHITESPACE = b" \t\r\n"
+_MAX_REPORTED_ERRORS = 20
+
+
+class EventCodec:
+    """Encodes events as Avro and decodes Avro or JSON values into expected event types."""
+
+    def __init__(
+        self, registry: SchemaRegistry | None = None, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+    ) -> None:
+        self.registry = SchemaRegistry.load() if registry is None else registry
+        self.max_value_bytes = max_value_bytes
+
+    def encode(self, event: Event) -> bytes:
+        entry = self.registry.current(type(event))
+        return entry.header + write_body(entry, event)
+
+    def decode(self, value: bytes | None, headers: Headers, expected: type[E] | tuple[type[E], ...]) -> E:
+        expected_types = expected if isinstance(expected, tuple) else (expected,)
+        if not value:
+            raise DecodeError(DecodeReason.EMPTY_VALUE, "the message has no value")
+        if len(value) > self.max_value_bytes:
+            raise DecodeError(
+                DecodeReason.TOO_LARGE, f"{len(value)} bytes, above the limit of {self.max_value_bytes}"
+            )
+        if _wire_format(value, _content_type(headers)) == "json":
+            return self._decode_json(value, expected_types)
+        return self._decode_avro(value, expected_types)
+
+    def _decode_avro(self, value: bytes, expected_types: tuple[type[E], ...]) -> E:
+        if not value.startswith(SINGLE_OBJECT_MARKER):
+            raise DecodeError(
+                DecodeReason.NOT_JSON_OR_AVRO, "the value does not start with the Avro marker C3 01"
+            )
+        if len(value) < HEADER_SIZE:
+            raise DecodeError(
+                DecodeReason.TRUNCATED_AVRO, f"{len(value)} bytes, shorter than the Avro header"
+            )
+        fingerprint = value[len(SINGLE_OBJECT_MARKER) : HEADER_SIZE]
+        writer = self.registry.writer(fingerprint)
+        if writer is None:
+            raise DecodeError(
+                DecodeReason.UNKNOWN_FINGERPRINT, f"no schema has the fingerprint {fingerprint.hex()}"
+            )
+        event_type = next((t for t in expected_types if t is writer.event_type), None)
+        if event_type is None:
+            raise DecodeError(DecodeReason.WRONG_EVENT_TYPE, _wrong_type(writer.event_type, expected_types))
+        datum = read_body(value[HEADER_SIZE:], writer, self.registry.current(event_type))
+        try:
+            return event_type.model_validate(datum)
+        except ValidationError as e:
+            raise DecodeError(DecodeReason.SCHEMA_MISMATCH, _describe([e])) from e
+
+    def _decode_json(self, value: bytes, expected_types: tuple[type[E], ...]) -> E:
+        try:
+            text = value.removeprefix(_UTF8_BOM).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DecodeError(DecodeReason.INVALID_UTF8, f"invalid UTF-8 at byte {e.start}") from e
+        failures: list[ValidationError] = []
+        for event_type in expected_types:
+            try:
+                return event_type.model_validate_json(text)
+            except ValidationError as e:
+                first = e.errors(include_url=False, include_input=False)[0]
+                if first["type"] == "json_invalid":
+                    raise DecodeError(DecodeReason.INVALID_JSON, first["msg"]) from e
+                failures.append(e)
+        actual = self._other_event_type(text, expected_types)
+        if actual is not None:
+            raise DecodeError(DecodeReason.WRONG_EVENT_TYPE, _wrong_type(actual, expected_types))
+        raise DecodeError(DecodeReason.SCHEMA_MISMATCH, _describe(failures)) from failures[0]
+
+    def _other_event_type(self, text: str, expected_types: tuple[type[E], ...]) -> type[Event] | None:
+        for event_type in self.registry.event_types:
+            if event_type in expected_types:
+                continue
+            try:
+                event_type.model_validate_json(text)
+            except ValidationError:
+                continue
+            return event_type
+        return None
+
+
+def to_json(event: Event) -> bytes:
+    """The JSON form of an event, as the codec decodes it."""
+    return event.model_dump_json().encode()
+
+
+@cache
+def default_codec() -> EventCodec:
+    """A codec over the repository's `schemas/`, loaded once."""
+    return EventCodec()
+
+
+def encode(event: Event) -> bytes:
+    return default_codec().encode(event)
+
+
+def decode(value: bytes | None, headers: Headers, expected: type[E] | tuple[type[E], ...]) -> E:
+    return default_codec().decode(value, headers, expected)
+
+
+def _content_type(headers: Headers) -> str | None:
+    """The media type of the last `content-type` header, lower-cased and without parameters."""
+    found: bytes | None = None
+    for key, header_value in headers or ():
+        if key.lower() == "content-type":
+            found = header_value
+    if found is None:
+        return None
+    try:
+        return found.decode("ascii").split(";", 1)[0].strip().lower()
+    except UnicodeDecodeError:
+        raise DecodeError(
+            DecodeReason.UNSUPPORTED_CONTENT_TYPE, "the content-type header is not ASCII"
+        ) from None
+
+
+def _wire_format(value: bytes, content_type: str | None) -> Literal["json", "avro"]:
+    if content_type is None or content_type in _UNSPECIFIED_CONTENT_TYPES:
+        if value.startswith(SINGLE_OBJECT_MARKER):
+            return "avro"
+        if value.removeprefix(_UTF8_BOM).lstrip(_JSON_WHITESPACE).startswith(b"{"):
+            return "json"
+        raise DecodeError(DecodeReason.NOT_JSON_OR_AVRO, f"the value starts with {value[:4].hex(' ')}")
+    if content_type == JSON_CONTENT_TYPE or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    ):
+        return "json"
+    if content_type in _AVRO_CONTENT_TYPES:
+        return "avro"
+    raise DecodeError(
+        DecodeReason.UNSUPPORTED_CONTENT_TYPE, f"content-type {content_type!r} is neither JSON nor Avro"
+    )
+
+
+def _wrong_type(actual: type[Event], expected_types: Sequence[type[Event]]) -> str:
+    expected_names = " or ".join(t.__name__ for t in expected_types)
+    return f"the value is a {actual.__name__}, expected {expected_names}"
+
+
+def _describe(failures: Sequence[ValidationError]) -> str:
+    """Every failing field as `path: message`, joined by `; `, one group per attempted type."""
+    groups = []
+    for failure in failures:
+        errors = failure.errors(include_url=False, include_input=False)
+        shown = [f"{_path(error['loc'])}: {error['msg']}" for error in errors[:_MAX_REPORTED_ERRORS]]
+        if len(errors) > _MAX_REPORTED_ERRORS:
+            shown.append(f"... {len(errors) - _MAX_REPORTED_ERRORS} more")
+        groups.append(f"not a {failure.title}: " + "; ".join(shown))
+    return " | ".join(groups)
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else part
+    return path or "(value)"

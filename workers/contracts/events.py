@@ -1,0 +1,16 @@
+"""The catalogue of event types: every model that is the value of a Kafka message."""
+
+from workers.contracts.base import Event
+from workers.contracts.outputs import Decision, TrainingExample
+from workers.contracts.review import ReviewResolution, ReviewTask
+from workers.contracts.sources import Extraction, Feedback, Prediction
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    Prediction,
+    Feedback,
+    Extraction,
+    ReviewTask,
+    ReviewResolution,
+    Decision,
+    TrainingExample,
+)

@@ -1,0 +1,338 @@
+"""The consume → handle → produce → commit loop that every worker runs on.
+
+Order of a batch: decode and handle each message, produce its outputs (or its dead letter), wait
+until the broker has acknowledged every one of them, and only then commit the batch's offsets.
+With transactions on, the outputs and the offsets are committed in one Kafka transaction instead.
+
+Failures split in two kinds. A message the decoder or the handler rejects is data: it goes to
+`<input topic>.dlq` with its reason, and the loop goes on. A dependency that is down (the handler
+raises DependencyUnavailable, or the broker does not acknowledge outputs) is not the message's
+fault: the unfinished messages are rewound, every partition is paused, and they are retried after
+a backoff. A message is never skipped for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any, cast
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from workers.config import Settings
+from workers.contracts import AVRO_CONTENT_TYPE, DecodeError, Event, EventCodec
+from workers.errors import DependencyUnavailable, RejectedEvent
+from workers.logs import log
+from workers.runtime.backoff import Backoff
+from workers.runtime.dead_letters import dead_letter_headers
+from workers.runtime.kafka_config import consumer_config, producer_config
+from workers.runtime.messages import Headers, headers_of, origin_of
+from workers.runtime.metrics import WorkerMetrics
+from workers.runtime.topics import require_topics
+from workers.runtime.worker import Origin, Output, WorkerSpec
+
+logger = logging.getLogger("hitl.runtime")
+
+OUTPUT_HEADERS: Headers = [("content-type", AVRO_CONTENT_TYPE.encode())]
+
+
+# The headers we produce are always bytes; the producer's signature is wider than ours.
+ProducerHeaders = list[tuple[str, str | bytes | None]]
+
+
+class BatchAborted(Exception):
+    """The batch's outputs were not all acknowledged: its messages must be processed again."""
+
+
+class Runner:
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        settings: Settings,
+        *,
+        codec: EventCodec | None = None,
+        metrics: WorkerMetrics | None = None,
+    ) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.codec = codec or EventCodec(max_value_bytes=settings.runtime.max_value_bytes)
+        self.metrics = metrics or WorkerMetrics(spec.name)
+        self.dead_letter_topic = settings.topics.dead_letter_topic(spec.input_topic)
+        self.group_id = settings.group_id(spec.name)
+        self.transactional = settings.runtime.transactions
+        self._backoff = Backoff(settings.runtime.retry_initial_seconds, settings.runtime.retry_max_seconds)
+        self._paused_until: float | None = None
+        self._stopping = False
+        self._delivery_errors: list[KafkaError] = []
+        self.consumer = Consumer(
+            consumer_config(settings, self.group_id, stats_cb=self.metrics.record_statistics)
+        )
+        transactional_id = f"{self.group_id}-{uuid.uuid4().hex[:12]}" if self.transactional else None
+        self.producer = Producer(producer_config(settings, transactional_id=transactional_id))
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def stop(self, *_: Any) -> None:
+        """Finish the batch in hand, commit it, and leave the loop."""
+        self._stopping = True
+
+    def install_signal_handlers(self) -> None:
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log(logger, "stopping", worker=self.spec.name, signal=signal.Signals(signum).name)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    def run(self) -> None:
+        require_topics(
+            self.settings, [self.spec.input_topic, self.dead_letter_topic, *self.spec.output_topics]
+        )
+        if self.transactional:
+            self.producer.init_transactions(30)
+        self.consumer.subscribe(
+            [self.spec.input_topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        log(logger, "started", worker=self.spec.name, topic=self.spec.input_topic, group=self.group_id)
+        try:
+            while not self._stopping:
+                self._resume_when_due()
+                messages = self.consumer.consume(
+                    num_messages=self.settings.runtime.batch_size,
+                    timeout=self.settings.runtime.batch_wait_seconds,
+                )
+                if messages:
+                    self._process_batch(messages)
+                else:
+                    self.producer.poll(0)
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        remaining = self.producer.flush(self.settings.runtime.shutdown_timeout_seconds)
+        self.consumer.close()
+        log(logger, "stopped", worker=self.spec.name, unflushed=remaining)
+
+    # -- one batch -------------------------------------------------------------------------------
+
+    def _process_batch(self, messages: Sequence[Message]) -> None:
+        if self.transactional:
+            self.producer.begin_transaction()
+        consumed = [message for message in messages if not self._is_consumer_error(message)]
+        origins = [origin_of(message) for message in consumed]
+        event_times: list[datetime] = []
+        for index, (message, origin) in enumerate(zip(consumed, origins, strict=True)):
+            try:
+                event_time = self._handle(message, origin)
+            except DependencyUnavailable as error:
+                self._commit_or_rewind(origins[:index], event_times)
+                self._retry_later(origins[index:], error)
+                return
+            if event_time is not None:
+                event_times.append(event_time)
+        self._commit_or_rewind(origins, event_times)
+        self._backoff.reset()
+
+    def _handle(self, message: Message, origin: Origin) -> datetime | None:
+        """Decodes and handles one message and produces its outputs; returns the event's time."""
+        self.metrics.consumed.labels(self.spec.name, origin.topic).inc()
+        started = time.perf_counter()
+        try:
+            event = self.codec.decode(message.value(), headers_of(message), self.spec.input_types)
+            outputs = list(self.spec.handler(event, origin))
+        except DependencyUnavailable:
+            raise
+        except (DecodeError, RejectedEvent) as error:
+            self._dead_letter(message, origin, str(error.reason), error)
+            return None
+        except Exception as error:
+            logger.exception("handler failed", extra={"fields": {"worker": self.spec.name}})
+            self._dead_letter(message, origin, "handler_error", error)
+            return None
+        finally:
+            self.metrics.handler_seconds.labels(self.spec.name).observe(time.perf_counter() - started)
+        for output in outputs:
+            self._produce(output)
+        return _event_time(event)
+
+    def _produce(self, output: Output) -> None:
+        value = self.codec.encode(output.event)
+        self._send(output.topic, output.key.encode(), value, OUTPUT_HEADERS, reason=None)
+
+    def _dead_letter(self, message: Message, origin: Origin, reason: str, error: BaseException) -> None:
+        log(
+            logger,
+            "dead_letter",
+            logging.WARNING,
+            worker=self.spec.name,
+            reason=reason,
+            topic=origin.topic,
+            partition=origin.partition,
+            offset=origin.offset,
+            error=str(error)[:500],
+        )
+        headers = dead_letter_headers(
+            headers_of(message), origin, worker=self.spec.name, reason=reason, error=error
+        )
+        self._send(self.dead_letter_topic, message.key(), message.value(), headers, reason=reason)
+
+    def _send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        reason: str | None,
+    ) -> None:
+        def on_delivery(error: KafkaError | None, _message: Message) -> None:
+            if error is not None:
+                self._delivery_errors.append(error)
+            elif reason is None:
+                self.metrics.produced.labels(self.spec.name, topic).inc()
+            else:
+                self.metrics.dead_letters.labels(self.spec.name, self.spec.input_topic, reason).inc()
+
+        while True:
+            try:
+                self.producer.produce(
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=cast(ProducerHeaders, headers),
+                    on_delivery=on_delivery,
+                )
+                break
+            except BufferError:
+                # The producer's queue is full: let deliveries drain, then try again.
+                self.producer.poll(0.1)
+        self.producer.poll(0)
+
+    # -- commit, rewind, retry -------------------------------------------------------------------
+
+    def _commit_or_rewind(self, finished: Sequence[Origin], event_times: Iterable[datetime]) -> None:
+        try:
+            self._commit(finished)
+        except BatchAborted as error:
+            self._retry_later(finished, DependencyUnavailable(str(error)))
+            return
+        now = datetime.now(UTC)
+        for event_time in event_times:
+            self.metrics.event_age_seconds.labels(self.spec.name).observe((now - event_time).total_seconds())
+
+    def _commit(self, finished: Sequence[Origin]) -> None:
+        offsets = _next_offsets(finished)
+        if self.transactional:
+            try:
+                if offsets:
+                    self.producer.send_offsets_to_transaction(
+                        offsets, self.consumer.consumer_group_metadata(), 30
+                    )
+                self.producer.commit_transaction(60)
+            except KafkaException as error:
+                self.producer.abort_transaction(60)
+                raise BatchAborted(f"transaction aborted: {error}") from error
+            return
+        unacknowledged = self.producer.flush(120)
+        if unacknowledged or self._delivery_errors:
+            errors, self._delivery_errors = self._delivery_errors, []
+            raise BatchAborted(f"{unacknowledged} outputs unacknowledged, delivery errors: {errors[:3]}")
+        if offsets:
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as error:
+                # Outputs are acknowledged; the worst outcome is that this batch is processed again.
+                log(logger, "commit_failed", logging.WARNING, worker=self.spec.name, error=str(error))
+
+    def _retry_later(self, unfinished: Sequence[Origin], error: DependencyUnavailable) -> None:
+        """Rewinds every partition to its first unfinished message and pauses consumption."""
+        for partition in _first_offsets(unfinished):
+            self.consumer.seek(partition)
+        delay = self._backoff.next_delay(at_least=error.retry_after)
+        self._paused_until = time.monotonic() + delay
+        self.consumer.pause(self.consumer.assignment())
+        self.metrics.retries.labels(self.spec.name, type(error).__name__).inc()
+        self.metrics.paused.labels(self.spec.name).set(1)
+        log(
+            logger,
+            "paused_for_retry",
+            logging.WARNING,
+            worker=self.spec.name,
+            retry_in_seconds=round(delay, 2),
+            attempt=self._backoff.attempts,
+            error=str(error)[:500],
+        )
+
+    def _resume_when_due(self) -> None:
+        if self._paused_until is None or time.monotonic() < self._paused_until:
+            return
+        self._paused_until = None
+        self.consumer.resume(self.consumer.assignment())
+        self.metrics.paused.labels(self.spec.name).set(0)
+        log(logger, "resumed", worker=self.spec.name)
+
+    # -- rebalance -------------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log(logger, "partitions_assigned", worker=self.spec.name, partitions=_describe(partitions))
+        if self._paused_until is not None:
+            consumer.pause(partitions)
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Batches are committed before the loop polls again, so revoked partitions have nothing pending.
+        log(logger, "partitions_revoked", worker=self.spec.name, partitions=_describe(partitions))
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log(
+            logger,
+            "partitions_lost",
+            logging.WARNING,
+            worker=self.spec.name,
+            partitions=_describe(partitions),
+        )
+
+    def _is_consumer_error(self, message: Message) -> bool:
+        error = message.error()
+        if error is None:
+            return False
+        if error.fatal():
+            raise KafkaException(error)
+        if error.code() != KafkaError._PARTITION_EOF:
+            log(logger, "consumer_error", logging.WARNING, worker=self.spec.name, error=str(error))
+        return True
+
+
+def _event_time(event: Event) -> datetime | None:
+    for name in ("occurred_at", "created_at", "resolved_at", "decided_at"):
+        value = getattr(event, name, None)
+        if isinstance(value, datetime):
+            return value
+    return None
+
+
+def _next_offsets(origins: Iterable[Origin]) -> list[TopicPartition]:
+    """The offsets to commit: one past the last message of each partition."""
+    last: dict[tuple[str, int], int] = {}
+    for origin in origins:
+        key = (origin.topic, origin.partition)
+        last[key] = max(last.get(key, -1), origin.offset)
+    return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()]
+
+
+def _first_offsets(origins: Iterable[Origin]) -> list[TopicPartition]:
+    first: dict[tuple[str, int], int] = {}
+    for origin in origins:
+        key = (origin.topic, origin.partition)
+        first[key] = min(first.get(key, origin.offset), origin.offset)
+    return [TopicPartition(topic, partition, offset) for (topic, partition), offset in first.items()]
+
+
+def _describe(partitions: Iterable[TopicPartition]) -> list[str]:
+    return [f"{p.topic}[{p.partition}]" for p in partitions]

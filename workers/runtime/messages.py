@@ -1,0 +1,26 @@
+"""Typed views of a consumed confluent-kafka message, whose accessors are all optional in its stubs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from confluent_kafka import Message
+
+from workers.runtime.worker import Origin
+
+Headers = list[tuple[str, bytes | None]]
+
+
+def origin_of(message: Message) -> Origin:
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    if topic is None or partition is None or offset is None:
+        raise ValueError("a consumed message without a position")
+    _kind, millis = message.timestamp()
+    timestamp = datetime.fromtimestamp(millis / 1000, UTC) if millis > 0 else None
+    return Origin(topic, partition, offset, timestamp)
+
+
+def headers_of(message: Message) -> Headers:
+    headers = message.headers() or []
+    items = headers.items() if isinstance(headers, dict) else headers
+    return [(name, value.encode() if isinstance(value, str) else value) for name, value in items]

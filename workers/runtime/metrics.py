@@ -1,0 +1,77 @@
+"""The Prometheus metrics every worker serves, on a registry of its own."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
+AGE_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 1800, 3600, 86400)
+
+
+@dataclass
+class WorkerMetrics:
+    worker: str
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        labels = ["worker", "topic"]
+        self.consumed = Counter(
+            "hitl_events_consumed", "Messages read from the input topic", labels, registry=self.registry
+        )
+        self.produced = Counter(
+            "hitl_events_produced",
+            "Events produced and acknowledged by the broker",
+            labels,
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "hitl_dead_letters",
+            "Messages sent to the dead-letter topic",
+            [*labels, "reason"],
+            registry=self.registry,
+        )
+        self.handler_seconds = Histogram(
+            "hitl_handler_seconds",
+            "Time to decode and handle one message",
+            ["worker"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.event_age_seconds = Histogram(
+            "hitl_event_age_seconds",
+            "Age of the input event when its outputs are acknowledged",
+            ["worker"],
+            buckets=AGE_BUCKETS,
+            registry=self.registry,
+        )
+        self.consumer_lag = Gauge(
+            "hitl_consumer_lag",
+            "Messages behind the end of each input partition",
+            [*labels, "partition"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "hitl_retries", "Retries after a dependency failure", ["worker", "reason"], registry=self.registry
+        )
+        self.paused = Gauge(
+            "hitl_paused", "1 while consumption is paused for a retry", ["worker"], registry=self.registry
+        )
+
+    def serve(self, port: int) -> int:
+        """Serves /metrics over HTTP; returns the port (useful when `port` is 0)."""
+        server, _thread = start_http_server(port, addr="0.0.0.0", registry=self.registry)
+        return int(server.server_port)
+
+    def record_statistics(self, statistics_json: str) -> None:
+        """Consumer lag from librdkafka's statistics callback."""
+        statistics: dict[str, Any] = json.loads(statistics_json)
+        for topic, topic_stats in statistics.get("topics", {}).items():
+            for partition, partition_stats in topic_stats.get("partitions", {}).items():
+                lag = partition_stats.get("consumer_lag", -1)
+                if partition == "-1" or lag < 0:
+                    continue
+                self.consumer_lag.labels(self.worker, topic, partition).set(lag)
