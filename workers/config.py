@@ -94,6 +94,22 @@ class Runtime(Frozen):
     statistics_interval_ms: int = Field(5_000, ge=0)
 
 
+class BandRouterSettings(Frozen):
+    policy_file: Path = Path("deploy/policies/bands.toml")
+    reload_check_seconds: float = Field(2.0, gt=0, description="how often the policy file's change time is read")
+
+
+class FeedbackTriageSettings(Frozen):
+    positive_sample_rate: float = Field(0.05, ge=0, le=1, description="share of thumbs-up sent to review")
+
+
+class ExtractionValidatorSettings(Frozen):
+    schema_modules: tuple[str, ...] = Field(
+        ("workers.extraction_validator.examples",),
+        description="modules whose import registers extraction schemas (Pydantic models)",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HITL_",
@@ -114,6 +130,9 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9400, ge=0, le=65535, description="0 picks a free port")
     topics: Topics = Topics()
     runtime: Runtime = Runtime()
+    band_router: BandRouterSettings = BandRouterSettings()
+    feedback_triage: FeedbackTriageSettings = FeedbackTriageSettings()
+    extraction_validator: ExtractionValidatorSettings = ExtractionValidatorSettings()
 
     @classmethod
     def settings_customise_sources(

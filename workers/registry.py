@@ -15,7 +15,11 @@ from workers.runtime.worker import WorkerSpec
 
 WorkerFactory = Callable[[Settings], WorkerSpec]
 
-WORKERS: dict[str, str] = {}
+WORKERS: dict[str, str] = {
+    "band-router": "workers.band_router.worker:band_router",
+    "feedback-triage": "workers.feedback_triage.worker:feedback_triage",
+    "extraction-validator": "workers.extraction_validator.worker:extraction_validator",
+}
 
 
 def load_worker(name_or_path: str, settings: Settings) -> WorkerSpec:

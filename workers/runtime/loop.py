@@ -1,14 +1,16 @@
 """The consume → handle → produce → commit loop that every worker runs on.
 
-Order of a batch: decode and handle each message, produce its outputs (or its dead letter), wait
-until the broker has acknowledged every one of them, and only then commit the batch's offsets.
-With transactions on, the outputs and the offsets are committed in one Kafka transaction instead.
+Order of a batch: decode and handle each message (pure, no I/O); write the batch to the worker's
+sink, if it has one (a database, Argilla); produce the outputs, and a dead letter for each message
+the decoder, the handler or the sink rejected; wait until the broker has acknowledged every one of
+them; and only then commit the batch's offsets. With transactions on, the outputs and the offsets
+are committed in one Kafka transaction instead.
 
-Failures split in two kinds. A message the decoder or the handler rejects is data: it goes to
-`<input topic>.dlq` with its reason, and the loop goes on. A dependency that is down (the handler
-raises DependencyUnavailable, or the broker does not acknowledge outputs) is not the message's
-fault: the unfinished messages are rewound, every partition is paused, and they are retried after
-a backoff. A message is never skipped for it.
+Failures split in two kinds. A message that is at fault is data: it goes to `<input topic>.dlq`
+with its reason, and the loop goes on. A dependency that is down (the sink or the handler raises
+DependencyUnavailable, or the broker does not acknowledge outputs) is not the message's fault: the
+batch is rewound, every partition is paused, and the batch is retried after a backoff. A message
+is never skipped for it, and since the sink's writes are idempotent upserts, a retry is harmless.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import signal
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any, cast
@@ -34,7 +37,7 @@ from workers.runtime.kafka_config import consumer_config, producer_config
 from workers.runtime.messages import Headers, headers_of, origin_of
 from workers.runtime.metrics import WorkerMetrics
 from workers.runtime.topics import require_topics
-from workers.runtime.worker import Origin, Output, WorkerSpec
+from workers.runtime.worker import Origin, Output, Received, WorkerSpec
 
 logger = logging.getLogger("hitl.runtime")
 
@@ -47,6 +50,17 @@ ProducerHeaders = list[tuple[str, str | bytes | None]]
 
 class BatchAborted(Exception):
     """The batch's outputs were not all acknowledged: its messages must be processed again."""
+
+
+@dataclass
+class Processed:
+    """One message of a batch after decoding and handling: its outputs, or why it is rejected."""
+
+    message: Message
+    origin: Origin
+    event: Event | None = None
+    outputs: list[Output] = field(default_factory=list)
+    rejection: tuple[str, BaseException] | None = None
 
 
 class Runner:
@@ -119,55 +133,68 @@ class Runner:
     def _close(self) -> None:
         remaining = self.producer.flush(self.settings.runtime.shutdown_timeout_seconds)
         self.consumer.close()
+        if self.spec.sink is not None:
+            self.spec.sink.close()
         log(logger, "stopped", worker=self.spec.name, unflushed=remaining)
 
     # -- one batch -------------------------------------------------------------------------------
 
     def _process_batch(self, messages: Sequence[Message]) -> None:
+        consumed = [message for message in messages if not self._is_consumer_error(message)]
+        if not consumed:
+            return
+        try:
+            results = [self._decode_and_handle(message) for message in consumed]
+            self._write_to_sink(results)
+        except DependencyUnavailable as error:
+            # Nothing of this batch has been produced yet: all of it is retried.
+            self._retry_later([origin_of(message) for message in consumed], error)
+            return
         if self.transactional:
             self.producer.begin_transaction()
-        consumed = [message for message in messages if not self._is_consumer_error(message)]
-        origins = [origin_of(message) for message in consumed]
-        event_times: list[datetime] = []
-        for index, (message, origin) in enumerate(zip(consumed, origins, strict=True)):
-            try:
-                event_time = self._handle(message, origin)
-            except DependencyUnavailable as error:
-                self._commit_or_rewind(origins[:index], event_times)
-                self._retry_later(origins[index:], error)
-                return
-            if event_time is not None:
-                event_times.append(event_time)
-        self._commit_or_rewind(origins, event_times)
-        self._backoff.reset()
+        for result in results:
+            if result.rejection is not None:
+                self._dead_letter(result, *result.rejection)
+            else:
+                for output in result.outputs:
+                    self._produce(output)
+        self._commit_or_rewind(results)
 
-    def _handle(self, message: Message, origin: Origin) -> datetime | None:
-        """Decodes and handles one message and produces its outputs; returns the event's time."""
+    def _decode_and_handle(self, message: Message) -> Processed:
+        origin = origin_of(message)
         self.metrics.consumed.labels(self.spec.name, origin.topic).inc()
         started = time.perf_counter()
         try:
             event = self.codec.decode(message.value(), headers_of(message), self.spec.input_types)
-            outputs = list(self.spec.handler(event, origin))
+            return Processed(message, origin, event, list(self.spec.handler(event, origin)))
         except DependencyUnavailable:
             raise
         except (DecodeError, RejectedEvent) as error:
-            self._dead_letter(message, origin, str(error.reason), error)
-            return None
+            return Processed(message, origin, rejection=(str(error.reason), error))
         except Exception as error:
             logger.exception("handler failed", extra={"fields": {"worker": self.spec.name}})
-            self._dead_letter(message, origin, "handler_error", error)
-            return None
+            return Processed(message, origin, rejection=("handler_error", error))
         finally:
             self.metrics.handler_seconds.labels(self.spec.name).observe(time.perf_counter() - started)
-        for output in outputs:
-            self._produce(output)
-        return _event_time(event)
+
+    def _write_to_sink(self, results: Sequence[Processed]) -> None:
+        """The batch's side effect, before anything is produced; events the sink refuses are rejected."""
+        sink = self.spec.sink
+        accepted = [result for result in results if result.event is not None and result.rejection is None]
+        if sink is None or not accepted:
+            return
+        started = time.perf_counter()
+        refused = sink.write([Received(result.event, result.origin) for result in accepted if result.event])
+        self.metrics.sink_seconds.labels(self.spec.name).observe(time.perf_counter() - started)
+        for index, error in refused.items():
+            accepted[index].rejection = (error.reason, error)
 
     def _produce(self, output: Output) -> None:
         value = self.codec.encode(output.event)
         self._send(output.topic, output.key.encode(), value, OUTPUT_HEADERS, reason=None)
 
-    def _dead_letter(self, message: Message, origin: Origin, reason: str, error: BaseException) -> None:
+    def _dead_letter(self, result: Processed, reason: str, error: BaseException) -> None:
+        message, origin = result.message, result.origin
         log(
             logger,
             "dead_letter",
@@ -217,15 +244,21 @@ class Runner:
 
     # -- commit, rewind, retry -------------------------------------------------------------------
 
-    def _commit_or_rewind(self, finished: Sequence[Origin], event_times: Iterable[datetime]) -> None:
+    def _commit_or_rewind(self, results: Sequence[Processed]) -> None:
+        origins = [result.origin for result in results]
         try:
-            self._commit(finished)
+            self._commit(origins)
         except BatchAborted as error:
-            self._retry_later(finished, DependencyUnavailable(str(error)))
+            self._retry_later(origins, DependencyUnavailable(str(error)))
             return
+        self._backoff.reset()
         now = datetime.now(UTC)
-        for event_time in event_times:
-            self.metrics.event_age_seconds.labels(self.spec.name).observe((now - event_time).total_seconds())
+        for result in results:
+            event_time = _event_time(result.event) if result.rejection is None and result.event else None
+            if event_time is not None:
+                self.metrics.event_age_seconds.labels(self.spec.name).observe(
+                    (now - event_time).total_seconds()
+                )
 
     def _commit(self, finished: Sequence[Origin]) -> None:
         offsets = _next_offsets(finished)

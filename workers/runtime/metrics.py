@@ -41,6 +41,13 @@ class WorkerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.sink_seconds = Histogram(
+            "hitl_sink_seconds",
+            "Time to write one batch to the worker's sink",
+            ["worker"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.event_age_seconds = Histogram(
             "hitl_event_age_seconds",
             "Age of the input event when its outputs are acknowledged",

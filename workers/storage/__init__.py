@@ -1,0 +1,1 @@
+"""PostgreSQL: connections, the error mapping the runtime relies on, and versioned migrations."""
