@@ -96,7 +96,9 @@ class Runtime(Frozen):
 
 class BandRouterSettings(Frozen):
     policy_file: Path = Path("deploy/policies/bands.toml")
-    reload_check_seconds: float = Field(2.0, gt=0, description="how often the policy file's change time is read")
+    reload_check_seconds: float = Field(
+        2.0, gt=0, description="how often the policy file is checked for changes"
+    )
 
 
 class FeedbackTriageSettings(Frozen):

@@ -45,7 +45,8 @@ def migrate(connection: psycopg.Connection, directory: Path = MIGRATIONS_DIR) ->
                 continue
             connection.execute(migration.sql.encode())
             connection.execute(
-                "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (migration.version, migration.name)
+                "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                (migration.version, migration.name),
             )
             applied_now.append(migration.version)
     return applied_now

@@ -19,8 +19,9 @@ REFUSED = (psycopg.errors.IntegrityError, psycopg.errors.DataError)
 def open_pool(dsn: str, *, schema: str | None = None, max_size: int = 4) -> ConnectionPool:
     """A small pool; `schema` sets the search path (tests give each its own schema)."""
     kwargs = {"options": f"-c search_path={schema}"} if schema else {}
+    # Not waiting for the first connection: a database that is down at start is retried like any other.
     return ConnectionPool(
-        dsn, min_size=1, max_size=max_size, kwargs=kwargs, open=True, wait=False, timeout=10, name="hitl"
+        dsn, min_size=1, max_size=max_size, kwargs=kwargs, open=True, timeout=10, name="hitl"
     )
 
 
