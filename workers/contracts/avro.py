@@ -10,10 +10,9 @@ import json
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Any, Union, get_origin
+from typing import Any, Union, get_args, get_origin
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
@@ -116,28 +115,30 @@ class SchemaRegistry:
 
 
 def to_avro_datum(record: Record) -> dict[str, Any]:
-    """The record as fastavro writes it; records in union fields are named with tuple notation."""
-    union_fields = _union_fields(type(record))
-    datum: dict[str, Any] = {}
-    for name in type(record).model_fields:
-        value = getattr(record, name)
-        converted = _avro_value(value)
-        if name in union_fields and isinstance(value, Record):
-            converted = (value.AVRO_NAME, converted)
-        datum[name] = converted
+    """The record as fastavro writes it; records in union fields are named with tuple notation.
+
+    pydantic's own dump does the conversion; only union members need naming, which fastavro
+    would otherwise find by trying each branch.
+    """
+    datum = record.model_dump()
+    _name_union_members(record, datum)
     return datum
 
 
-def _avro_value(value: Any) -> Any:
-    if isinstance(value, Record):
-        return to_avro_datum(value)
-    if isinstance(value, tuple | list):
-        return [_avro_value(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _avro_value(item) for key, item in value.items()}
-    if isinstance(value, StrEnum):
-        return value.value
-    return value
+def _name_union_members(record: Record, datum: dict[str, Any]) -> None:
+    for name in _union_fields(type(record)):
+        value = getattr(record, name)
+        if isinstance(value, Record):
+            _name_union_members(value, datum[name])
+            datum[name] = (value.AVRO_NAME, datum[name])
+    for name in _fields_holding_unions(type(record)):
+        value = getattr(record, name)
+        if isinstance(value, Record):
+            _name_union_members(value, datum[name])
+        elif isinstance(value, tuple | list):
+            for item, item_datum in zip(value, datum[name], strict=True):
+                if isinstance(item, Record):
+                    _name_union_members(item, item_datum)
 
 
 @cache
@@ -146,7 +147,33 @@ def _union_fields(record_type: type[Record]) -> frozenset[str]:
         name
         for name, field in record_type.model_fields.items()
         if get_origin(field.annotation) in (Union, types.UnionType)
+        and any(_is_record_type(member) for member in get_args(field.annotation))
     )
+
+
+@cache
+def _fields_holding_unions(record_type: type[Record]) -> frozenset[str]:
+    """Fields (not unions themselves) whose records, or lists of records, contain union fields."""
+    return frozenset(
+        name
+        for name, field in record_type.model_fields.items()
+        if name not in _union_fields(record_type)
+        and any(_has_unions(candidate) for candidate in _record_types_in(field.annotation))
+    )
+
+
+def _has_unions(record_type: type[Record]) -> bool:
+    return bool(_union_fields(record_type) or _fields_holding_unions(record_type))
+
+
+def _record_types_in(annotation: Any) -> list[type[Record]]:
+    if _is_record_type(annotation):
+        return [annotation]
+    return [found for argument in get_args(annotation) for found in _record_types_in(argument)]
+
+
+def _is_record_type(candidate: Any) -> bool:
+    return isinstance(candidate, type) and issubclass(candidate, Record)
 
 
 def write_body(entry: RegisteredSchema, record: Record) -> bytes:

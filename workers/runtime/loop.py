@@ -19,6 +19,7 @@ import logging
 import signal
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -83,11 +84,24 @@ class Runner:
         self._paused_until: float | None = None
         self._stopping = False
         self._delivery_errors: list[KafkaError] = []
+        # Messages produced in the batch in hand, by (topic, dead-letter reason or None); counted
+        # in the metrics once the broker has acknowledged them.
+        self._sent: Counter[tuple[str, str | None]] = Counter()
+        self._consumed = self.metrics.consumed.labels(spec.name, spec.input_topic)
+        self._handler_seconds = self.metrics.handler_seconds.labels(spec.name)
+        self._event_age = self.metrics.event_age_seconds.labels(spec.name)
         self.consumer = Consumer(
             consumer_config(settings, self.group_id, stats_cb=self.metrics.record_statistics)
         )
         transactional_id = f"{self.group_id}-{uuid.uuid4().hex[:12]}" if self.transactional else None
-        self.producer = Producer(producer_config(settings, transactional_id=transactional_id))
+        self.producer = Producer(
+            producer_config(
+                settings,
+                transactional_id=transactional_id,
+                on_delivery=self._on_delivery_failure,
+                **{"delivery.report.only.error": True},
+            )
+        )
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -162,7 +176,7 @@ class Runner:
 
     def _decode_and_handle(self, message: Message) -> Processed:
         origin = origin_of(message)
-        self.metrics.consumed.labels(self.spec.name, origin.topic).inc()
+        self._consumed.inc()
         started = time.perf_counter()
         try:
             event = self.codec.decode(message.value(), headers_of(message), self.spec.input_types)
@@ -175,7 +189,7 @@ class Runner:
             logger.exception("handler failed", extra={"fields": {"worker": self.spec.name}})
             return Processed(message, origin, rejection=("handler_error", error))
         finally:
-            self.metrics.handler_seconds.labels(self.spec.name).observe(time.perf_counter() - started)
+            self._handler_seconds.observe(time.perf_counter() - started)
 
     def _write_to_sink(self, results: Sequence[Processed]) -> None:
         """The batch's side effect, before anything is produced; events the sink refuses are rejected."""
@@ -219,28 +233,27 @@ class Runner:
         headers: Headers,
         reason: str | None,
     ) -> None:
-        def on_delivery(error: KafkaError | None, _message: Message) -> None:
-            if error is not None:
-                self._delivery_errors.append(error)
-            elif reason is None:
-                self.metrics.produced.labels(self.spec.name, topic).inc()
-            else:
-                self.metrics.dead_letters.labels(self.spec.name, self.spec.input_topic, reason).inc()
-
         while True:
             try:
-                self.producer.produce(
-                    topic,
-                    value=value,
-                    key=key,
-                    headers=cast(ProducerHeaders, headers),
-                    on_delivery=on_delivery,
-                )
+                self.producer.produce(topic, value=value, key=key, headers=cast(ProducerHeaders, headers))
                 break
             except BufferError:
                 # The producer's queue is full: let deliveries drain, then try again.
                 self.producer.poll(0.1)
+        self._sent[(topic, reason)] += 1
         self.producer.poll(0)
+
+    def _on_delivery_failure(self, error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            self._delivery_errors.append(error)
+
+    def _count_acknowledged(self) -> None:
+        for (topic, reason), count in self._sent.items():
+            if reason is None:
+                self.metrics.produced.labels(self.spec.name, topic).inc(count)
+            else:
+                self.metrics.dead_letters.labels(self.spec.name, self.spec.input_topic, reason).inc(count)
+        self._sent.clear()
 
     # -- commit, rewind, retry -------------------------------------------------------------------
 
@@ -249,16 +262,16 @@ class Runner:
         try:
             self._commit(origins)
         except BatchAborted as error:
+            self._sent.clear()
             self._retry_later(origins, DependencyUnavailable(str(error)))
             return
+        self._count_acknowledged()
         self._backoff.reset()
         now = datetime.now(UTC)
         for result in results:
             event_time = _event_time(result.event) if result.rejection is None and result.event else None
             if event_time is not None:
-                self.metrics.event_age_seconds.labels(self.spec.name).observe(
-                    (now - event_time).total_seconds()
-                )
+                self._event_age.observe((now - event_time).total_seconds())
 
     def _commit(self, finished: Sequence[Origin]) -> None:
         offsets = _next_offsets(finished)
