@@ -53,11 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    from workers.registry import load_worker
+    from workers.registry import load_service, load_worker
     from workers.runtime.loop import Runner
 
     configure_logging(args.log_level)
     settings = load_settings()
+    service = load_service(args.worker)
+    if service is not None:
+        service(settings)
+        return 0
     runner = Runner(load_worker(args.worker, settings), settings)
     runner.install_signal_handlers()
     port = runner.metrics.serve(settings.metrics_port)

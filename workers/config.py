@@ -112,6 +112,26 @@ class ExtractionValidatorSettings(Frozen):
     )
 
 
+class ArgillaBridgeSettings(Frozen):
+    workspace: str = "hitl"
+    dataset_prefix: str = "hitl"
+    publish_batch_size: int = Field(200, ge=1, le=1000)
+    min_submitted: dict[str, int] = Field(
+        default_factory=lambda: {"moderation": 1, "rag_answer": 1, "extraction": 1},
+        description="submitted responses needed to complete a record, per task kind",
+    )
+    collector_host: str = "127.0.0.1"
+    collector_port: int = Field(8410, ge=0, le=65535)
+    collector_public_url: str = Field(
+        "http://127.0.0.1:8410/argilla/webhook", description="the URL Argilla calls, as Argilla reaches it"
+    )
+    reconcile_interval_seconds: float = Field(60.0, gt=0)
+
+
+class LabelSinkSettings(Frozen):
+    include_auto_decisions: bool = Field(False, description="also write auto-accepted/rejected decisions")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HITL_",
@@ -135,6 +155,8 @@ class Settings(BaseSettings):
     band_router: BandRouterSettings = BandRouterSettings()
     feedback_triage: FeedbackTriageSettings = FeedbackTriageSettings()
     extraction_validator: ExtractionValidatorSettings = ExtractionValidatorSettings()
+    argilla_bridge: ArgillaBridgeSettings = ArgillaBridgeSettings()
+    label_sink: LabelSinkSettings = LabelSinkSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from typing import Any
 
 from workers.config import Settings
 from workers.errors import ConfigError
@@ -19,17 +20,34 @@ WORKERS: dict[str, str] = {
     "band-router": "workers.band_router.worker:band_router",
     "feedback-triage": "workers.feedback_triage.worker:feedback_triage",
     "extraction-validator": "workers.extraction_validator.worker:extraction_validator",
+    "argilla-publisher": "workers.argilla_bridge.publisher:argilla_publisher",
+    "label-sink": "workers.label_sink.worker:label_sink",
+}
+
+ServiceMain = Callable[[Settings], None]
+
+# Processes that are not Kafka consumers (an HTTP receiver, say): `main(settings)` runs until SIGTERM.
+SERVICES: dict[str, str] = {
+    "argilla-collector": "workers.argilla_bridge.collector:serve",
 }
 
 
 def load_worker(name_or_path: str, settings: Settings) -> WorkerSpec:
-    path = WORKERS.get(name_or_path, name_or_path)
+    factory: WorkerFactory = _load(WORKERS.get(name_or_path, name_or_path), name_or_path)
+    return factory(settings)
+
+
+def load_service(name: str) -> ServiceMain | None:
+    """The service of that name, or None when the name is not a service's."""
+    return _load(SERVICES[name], name) if name in SERVICES else None
+
+
+def _load(path: str, name: str) -> Any:
     module_name, _, attribute = path.partition(":")
     if not attribute:
-        known = ", ".join(sorted(WORKERS)) or "none yet"
-        raise ConfigError(f"unknown worker {name_or_path!r}: give a name ({known}) or module:factory")
+        known = ", ".join(sorted(WORKERS) + sorted(SERVICES))
+        raise ConfigError(f"unknown worker {name!r}: give a name ({known}) or module:factory")
     try:
-        factory: WorkerFactory = getattr(importlib.import_module(module_name), attribute)
+        return getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as error:
         raise ConfigError(f"cannot load worker {path!r}: {error}") from error
-    return factory(settings)
