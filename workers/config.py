@@ -87,6 +87,8 @@ class Runtime(Frozen):
     batch_size: int = Field(500, ge=1, le=100_000)
     batch_wait_seconds: float = Field(0.2, gt=0, le=60)
     max_value_bytes: int = Field(1_048_576, ge=1024)
+    # Kafka's default limit for a topic is 1 MiB per batch, headers and record overhead included.
+    max_output_bytes: int = Field(1_000_000, ge=1024)
     transactions: bool = False
     retry_initial_seconds: float = Field(0.5, gt=0)
     retry_max_seconds: float = Field(30.0, gt=0)

@@ -21,12 +21,14 @@ from workers.contracts import (
     SOURCE_TYPE_BY_KIND,
     Band,
     Decision,
+    Extraction,
     Prediction,
     Record,
     ResolutionStatus,
     ReviewResolution,
     ReviewTask,
     TaskKind,
+    ValidExtraction,
 )
 from workers.contracts.base import require_json_text
 
@@ -147,9 +149,25 @@ def _review_resolutions(draw: st.DrawFn) -> ReviewResolution:
     )
 
 
+@st.composite
+def _valid_extractions(draw: st.DrawFn) -> ValidExtraction:
+    source = draw(records(Extraction))
+    return draw(
+        records(
+            ValidExtraction,
+            event_id=st.just(source.event_id),
+            occurred_at=st.just(source.occurred_at),
+            schema_name=st.just(source.schema_name),
+            schema_version=st.just(source.schema_version),
+            source=st.just(source),
+        )
+    )
+
+
 _SPECIAL: dict[type[Record], st.SearchStrategy[Any]] = {
     Band: _bands(),
     Decision: _decisions(),
     ReviewTask: _review_tasks(),
     ReviewResolution: _review_resolutions(),
+    ValidExtraction: _valid_extractions(),
 }

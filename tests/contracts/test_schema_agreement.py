@@ -27,6 +27,7 @@ SCHEMA_FILE_BY_EVENT = {
     "ReviewResolution": "review_resolution",
     "Decision": "decision",
     "TrainingExample": "training_example",
+    "ValidExtraction": "valid_extraction",
 }
 LOGICAL_TYPES = {UUID: ("string", "uuid"), datetime: ("long", "timestamp-micros")}
 PRIMITIVES = {str: "string", float: "double", bool: "boolean"}
@@ -143,7 +144,7 @@ def test_model_and_schema_agree(event_type: type[Event]) -> None:
     assert_record_agrees(event_type, expanded(SCHEMA_FILE_BY_EVENT[event_type.__name__]), event_type.__name__)
 
 
-@pytest.mark.parametrize("container", ["review_task", "review_resolution", "decision"])
+@pytest.mark.parametrize("container", ["review_task", "review_resolution", "decision", "valid_extraction"])
 def test_source_events_embedded_in_other_schemas_equal_their_own_files(container: str) -> None:
     embedded = next(field["type"] for field in expanded(container)["fields"] if field["name"] == "source")
     branches = embedded if isinstance(embedded, list) else [embedded]

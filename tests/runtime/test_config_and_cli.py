@@ -30,7 +30,9 @@ def test_settings_come_from_a_toml_file_and_the_environment_wins(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     config = tmp_path / "hitl.toml"
-    config.write_text('kafka_bootstrap = "broker-a:9092"\n[runtime]\nbatch_size = 42\nbatch_wait_seconds = 1.5\n')
+    config.write_text(
+        'kafka_bootstrap = "broker-a:9092"\n[runtime]\nbatch_size = 42\nbatch_wait_seconds = 1.5\n'
+    )
     monkeypatch.setenv("HITL_CONFIG_FILE", str(config))
     monkeypatch.setenv("HITL_RUNTIME__BATCH_SIZE", "7")
     monkeypatch.delenv("HITL_KAFKA_BOOTSTRAP", raising=False)
@@ -71,7 +73,9 @@ def test_cli_reports_a_wrong_setting_and_exits_2() -> None:
     assert "HITL_TOPICS__PARTITIONS" in result.stderr
 
 
-def test_cli_creates_topics_idempotently_and_describes_them(kafka_bootstrap: str, kafka_admin: AdminClient) -> None:
+def test_cli_creates_topics_idempotently_and_describes_them(
+    kafka_bootstrap: str, kafka_admin: AdminClient
+) -> None:
     prefix = unique_name("cli").replace("-", "_")
     names = ["predictions", "feedback", "extractions", "decisions", "extractions_valid", "review_tasks",
              "review_resolved", "training_examples"]

@@ -76,3 +76,24 @@ def test_bad_inputs_are_dead_lettered_with_their_reason_and_good_ones_flow_on(
     handler_failure = read_dead_letter_headers(list(by_key[b"handler"].headers.items()))
     assert handler_failure["reason"] == "unroutable_task"
     assert "reject-me" in handler_failure["error.message"]
+
+
+def test_an_output_too_large_for_its_topic_dead_letters_its_input(
+    kafka_bootstrap: str, relay_topics: RelayTopics, settings: Settings
+) -> None:
+    small, large = prediction(1), prediction(2)
+    large = large.model_copy(update={"item": large.item.model_copy(update={"text": "x" * 5000})})
+    messages: list[Message] = [(b"small", encode(small), []), (b"large", encode(large), [])]
+    produce(kafka_bootstrap, relay_topics.input, messages)
+    limited = settings.model_copy(
+        update={"runtime": settings.runtime.model_copy(update={"max_output_bytes": 2048})}
+    )
+    with running(relay_spec(relay_topics.input, relay_topics.output), limited):
+        relayed = read_topic(kafka_bootstrap, relay_topics.output, expect=1)
+        dead = read_topic(kafka_bootstrap, relay_topics.dead_letters, expect=1)
+
+    assert [m.key for m in relayed] == [str(small.event_id).encode()]
+    assert [m.key for m in dead] == [b"large"]
+    failure = read_dead_letter_headers(list(dead[0].headers.items()))
+    assert failure["reason"] == "output_too_large"
+    assert "HITL_RUNTIME__MAX_OUTPUT_BYTES" in failure["error.message"]

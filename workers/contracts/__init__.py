@@ -50,6 +50,7 @@ from workers.contracts.sources import (
     RetrievedContext,
     SourceEvent,
 )
+from workers.contracts.validated import JsonLocation, ValidExtraction
 
 __all__ = [
     "AVRO_CONTENT_TYPE",
@@ -73,6 +74,7 @@ __all__ = [
     "Feedback",
     "Headers",
     "Item",
+    "JsonLocation",
     "LabelOutcome",
     "LabelSource",
     "Lineage",
@@ -96,6 +98,7 @@ __all__ = [
     "Suggestion",
     "TaskKind",
     "TrainingExample",
+    "ValidExtraction",
     "ValidationIssue",
     "decode",
     "default_codec",

@@ -4,6 +4,7 @@ from workers.contracts.base import Event
 from workers.contracts.outputs import Decision, TrainingExample
 from workers.contracts.review import ReviewResolution, ReviewTask
 from workers.contracts.sources import Extraction, Feedback, Prediction
+from workers.contracts.validated import ValidExtraction
 
 EVENT_TYPES: tuple[type[Event], ...] = (
     Prediction,
@@ -13,4 +14,5 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ReviewResolution,
     Decision,
     TrainingExample,
+    ValidExtraction,
 )

@@ -29,7 +29,7 @@ from typing import Any, cast
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from workers.config import Settings
-from workers.contracts import AVRO_CONTENT_TYPE, DecodeError, Event, EventCodec
+from workers.contracts import AVRO_CONTENT_TYPE, DecodeError, EncodeError, Event, EventCodec
 from workers.errors import DependencyUnavailable, RejectedEvent
 from workers.logs import log
 from workers.runtime.backoff import Backoff
@@ -53,6 +53,13 @@ class BatchAborted(Exception):
     """The batch's outputs were not all acknowledged: its messages must be processed again."""
 
 
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    topic: str
+    key: bytes
+    value: bytes
+
+
 @dataclass
 class Processed:
     """One message of a batch after decoding and handling: its outputs, or why it is rejected."""
@@ -60,7 +67,7 @@ class Processed:
     message: Message
     origin: Origin
     event: Event | None = None
-    outputs: list[Output] = field(default_factory=list)
+    outputs: list[Encoded] = field(default_factory=list)
     rejection: tuple[str, BaseException] | None = None
 
 
@@ -171,7 +178,7 @@ class Runner:
                 self._dead_letter(result, *result.rejection)
             else:
                 for output in result.outputs:
-                    self._produce(output)
+                    self._send(output.topic, output.key, output.value, OUTPUT_HEADERS, reason=None)
         self._commit_or_rewind(results)
 
     def _decode_and_handle(self, message: Message) -> Processed:
@@ -180,11 +187,14 @@ class Runner:
         started = time.perf_counter()
         try:
             event = self.codec.decode(message.value(), headers_of(message), self.spec.input_types)
-            return Processed(message, origin, event, list(self.spec.handler(event, origin)))
+            outputs = [self._encode(output) for output in self.spec.handler(event, origin)]
+            return Processed(message, origin, event, outputs)
         except DependencyUnavailable:
             raise
         except (DecodeError, RejectedEvent) as error:
             return Processed(message, origin, rejection=(str(error.reason), error))
+        except EncodeError as error:
+            return Processed(message, origin, rejection=("output_invalid", error))
         except Exception as error:
             logger.exception("handler failed", extra={"fields": {"worker": self.spec.name}})
             return Processed(message, origin, rejection=("handler_error", error))
@@ -203,9 +213,16 @@ class Runner:
         for index, error in refused.items():
             accepted[index].rejection = (error.reason, error)
 
-    def _produce(self, output: Output) -> None:
+    def _encode(self, output: Output) -> Encoded:
         value = self.codec.encode(output.event)
-        self._send(output.topic, output.key.encode(), value, OUTPUT_HEADERS, reason=None)
+        if len(value) > self.settings.runtime.max_output_bytes:
+            # The broker would refuse it, and the batch would be retried forever.
+            raise RejectedEvent(
+                "output_too_large",
+                f"the {type(output.event).__name__} for {output.topic} is {len(value)} bytes, "
+                f"above HITL_RUNTIME__MAX_OUTPUT_BYTES={self.settings.runtime.max_output_bytes}",
+            )
+        return Encoded(output.topic, output.key.encode(), value)
 
     def _dead_letter(self, result: Processed, reason: str, error: BaseException) -> None:
         message, origin = result.message, result.origin
