@@ -154,8 +154,16 @@ def test_avro_body_that_breaks_a_model_constraint(codec: EventCodec, prediction:
     unvalidated = prediction.model_copy(update={"scores": {"toxic": 1.5}})
 
     error = decode_error(codec, codec.encode(unvalidated))
-    assert error.reason == DecodeReason.SCHEMA_MISMATCH
+    assert error.reason == DecodeReason.INVALID_VALUE
     assert "scores.toxic" in error.detail
+
+
+def test_json_whose_only_fault_is_a_value_out_of_range(codec: EventCodec, prediction: Prediction) -> None:
+    document = json.loads(to_json(prediction)) | {"scores": {"toxic": -0.1}}
+
+    error = decode_error(codec, json.dumps(document).encode())
+    assert error.reason == DecodeReason.INVALID_VALUE
+    assert "scores.toxic: Input should be greater than or equal to 0" in error.detail
 
 
 def test_json_of_another_event_type(codec: EventCodec, feedback: Feedback) -> None:
@@ -213,4 +221,5 @@ def test_reasons_are_short_stable_codes() -> None:
         "invalid_avro",
         "wrong_event_type",
         "schema_mismatch",
+        "invalid_value",
     }

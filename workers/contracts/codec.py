@@ -77,7 +77,7 @@ class EventCodec:
         try:
             return event_type.model_validate(datum)
         except ValidationError as e:
-            raise DecodeError(DecodeReason.SCHEMA_MISMATCH, _describe([e])) from e
+            raise DecodeError(_mismatch_reason([e]), _describe([e])) from e
 
     def _decode_json(self, value: bytes, expected_types: tuple[type[E], ...]) -> E:
         try:
@@ -96,7 +96,7 @@ class EventCodec:
         actual = self._other_event_type(text, expected_types)
         if actual is not None:
             raise DecodeError(DecodeReason.WRONG_EVENT_TYPE, _wrong_type(actual, expected_types))
-        raise DecodeError(DecodeReason.SCHEMA_MISMATCH, _describe(failures)) from failures[0]
+        raise DecodeError(_mismatch_reason(failures), _describe(failures)) from failures[0]
 
     def _other_event_type(self, text: str, expected_types: tuple[type[E], ...]) -> type[Event] | None:
         for event_type in self.registry.event_types:
@@ -166,6 +166,44 @@ def _wire_format(value: bytes, content_type: str | None) -> Literal["json", "avr
 def _wrong_type(actual: type[Event], expected_types: Sequence[type[Event]]) -> str:
     expected_names = " or ".join(t.__name__ for t in expected_types)
     return f"the value is a {actual.__name__}, expected {expected_names}"
+
+
+# Validation errors about a value that has the right place and type but breaks a constraint.
+_VALUE_ERROR_TYPES = frozenset(
+    {
+        "finite_number",
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "too_short",
+        "too_long",
+        "string_too_short",
+        "string_too_long",
+        "string_pattern_mismatch",
+        "value_error",
+        "assertion_error",
+        "enum",
+        "literal_error",
+        "timezone_aware",
+        "uuid_parsing",
+        "datetime_parsing",
+        "datetime_from_date_parsing",
+        "date_parsing",
+        "decimal_max_digits",
+        "decimal_max_places",
+        "multiple_of",
+    }
+)
+
+
+def _mismatch_reason(failures: Sequence[ValidationError]) -> DecodeReason:
+    """`invalid_value` when the one expected event is whole but some value breaks a rule."""
+    if len(failures) == 1 and all(
+        error["type"] in _VALUE_ERROR_TYPES for error in failures[0].errors(include_url=False)
+    ):
+        return DecodeReason.INVALID_VALUE
+    return DecodeReason.SCHEMA_MISMATCH
 
 
 def _describe(failures: Sequence[ValidationError]) -> str:

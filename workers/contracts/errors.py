@@ -31,6 +31,7 @@ class DecodeReason(StrEnum):
     INVALID_AVRO = "invalid_avro"
     WRONG_EVENT_TYPE = "wrong_event_type"
     SCHEMA_MISMATCH = "schema_mismatch"
+    INVALID_VALUE = "invalid_value"
 
 
 class DecodeError(ContractError, RejectedEvent):

@@ -1,0 +1,1 @@
+"""The band-router: predictions to automatic decisions or human review, by a reloadable policy."""

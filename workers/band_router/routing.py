@@ -1,0 +1,163 @@
+"""Routing one prediction by its policy: an automatic decision, a review task, or both.
+
+Each label of the prediction is judged against its own band (see `policy` for how the band is
+chosen). With score s and band (low, high):
+
+    s >= high        accept     (the high edge is inclusive)
+    s <= low         reject     (the low edge is inclusive)
+    low < s < high   review     (the grey zone is open at both ends)
+
+If any label is in review, the prediction becomes one review task (reason `grey_band`) and no
+decision. Otherwise the top label, the highest score (ties broken by the label's name in
+alphabetical order), is decided: `auto_accepted` or `auto_rejected`, carrying its band, the rule
+that supplied it and the policy version. A share of decided predictions, the top label's audit
+rate, also becomes a review task with reason `audit_sample`.
+
+Audit sampling is a pure function of the event id: the first 8 bytes of BLAKE2b(event_id.bytes),
+read as a big-endian integer and divided by 2**64, give a draw u in [0, 1), and the prediction is
+audited when u < audit_rate. A replay makes the same choice, and raising a rate keeps every event
+the lower rate had chosen.
+
+Priority, higher first: for a grey-zone label, closeness = 1 - |s - mid| / half, where mid and half
+are the band's midpoint and half-width, so closeness is 1 at the midpoint (where the model is least
+decided) and tends to 0 at the edges; with closeness rounded to 9 decimal places, priority =
+1 + floor(99 * closeness + 0.5), from 1 to 100. A task's priority is that of its most undecided grey
+label. Audit samples get 0, below every grey task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from workers.band_router.policy import LabelRule, Policy
+from workers.contracts import (
+    Band,
+    Decision,
+    DecisionOutcome,
+    Prediction,
+    ReviewReason,
+    ReviewTask,
+    Suggestion,
+    TaskKind,
+)
+from workers.errors import RejectedEvent
+
+AUDIT_PRIORITY = 0
+MAX_PRIORITY = 100
+
+
+class Unroutable(StrEnum):
+    """Why a prediction cannot be routed: the dead letter's reason."""
+
+    NO_SCORES = "no_scores"
+    SCORE_NOT_A_NUMBER = "score_not_a_number"
+    SCORE_OUT_OF_RANGE = "score_out_of_range"
+    UNKNOWN_TASK = "unknown_task"
+
+
+class Zone(StrEnum):
+    ACCEPT = "accept"
+    REJECT = "reject"
+    REVIEW = "review"
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    label: str
+    score: float
+    rule: LabelRule
+    zone: Zone
+
+
+def zone_of(score: float, band: Band) -> Zone:
+    if score >= band.high:
+        return Zone.ACCEPT
+    if score <= band.low:
+        return Zone.REJECT
+    return Zone.REVIEW
+
+
+def priority_of(score: float, band: Band) -> int:
+    """From 1 (at a grey zone's edge) to 100 (at its midpoint); only meaningful inside the zone."""
+    half = (band.high - band.low) / 2
+    if half <= 0:
+        return MAX_PRIORITY
+    # Rounded so that floating-point noise cannot split scores symmetric about the midpoint.
+    closeness = round(min(1.0, max(0.0, 1 - abs(score - (band.low + half)) / half)), 9)
+    return 1 + math.floor((MAX_PRIORITY - 1) * closeness + 0.5)
+
+
+def audit_draw(event_id: UUID) -> float:
+    """A number in [0, 1) fixed by the event id: the prediction is audited when it is below the rate."""
+    digest = hashlib.blake2b(event_id.bytes, digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def route(prediction: Prediction, policy: Policy, now: datetime) -> list[Decision | ReviewTask]:
+    """The outputs for one prediction: a decision, a review task, or a decision and an audit task."""
+    judged = _judge(prediction, policy)
+    top = min(judged, key=lambda j: (-j.score, j.label))
+    grey = [j for j in judged if j.zone is Zone.REVIEW]
+    if grey:
+        priority = max(priority_of(j.score, j.rule.band) for j in grey)
+        return [_review_task(prediction, top, ReviewReason.GREY_BAND, priority, now)]
+    outcome = DecisionOutcome.AUTO_ACCEPTED if top.zone is Zone.ACCEPT else DecisionOutcome.AUTO_REJECTED
+    decision = Decision(
+        event_id=prediction.event_id,
+        label=top.label,
+        outcome=outcome,
+        score=top.score,
+        band=top.rule.band,
+        band_source=top.rule.band_source,
+        policy_version=policy.version,
+        decided_at=now,
+        source=prediction,
+    )
+    if audit_draw(prediction.event_id) < top.rule.audit_rate:
+        return [decision, _review_task(prediction, top, ReviewReason.AUDIT_SAMPLE, AUDIT_PRIORITY, now)]
+    return [decision]
+
+
+def _judge(prediction: Prediction, policy: Policy) -> list[Judged]:
+    # The Prediction model already refuses these; a handler must not rely on how its input was built.
+    if not prediction.scores:
+        raise RejectedEvent(Unroutable.NO_SCORES, "the prediction has no scores")
+    judged = []
+    for label, score in prediction.scores.items():
+        if math.isnan(score):
+            raise RejectedEvent(Unroutable.SCORE_NOT_A_NUMBER, f"the score of label {label!r} is NaN")
+        if not 0.0 <= score <= 1.0:
+            raise RejectedEvent(
+                Unroutable.SCORE_OUT_OF_RANGE, f"the score of label {label!r} is {score}, outside [0, 1]"
+            )
+        rule = policy.rule_for(prediction.task, prediction.model, label)
+        if rule is None:
+            raise RejectedEvent(
+                Unroutable.UNKNOWN_TASK,
+                f"no policy for task {prediction.task!r} and no default (policy {policy.version})",
+            )
+        judged.append(Judged(label, score, rule, zone_of(score, rule.band)))
+    return judged
+
+
+def _review_task(
+    prediction: Prediction, top: Judged, reason: ReviewReason, priority: int, now: datetime
+) -> ReviewTask:
+    return ReviewTask(
+        task_id=prediction.event_id,
+        kind=TaskKind.MODERATION,
+        reason=reason,
+        priority=priority,
+        source=prediction,
+        suggestion=Suggestion(
+            label=top.label,
+            score=top.score,
+            agent=f"{prediction.model.name}@{prediction.model.version}",
+        ),
+        created_at=now,
+    )
