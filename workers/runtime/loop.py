@@ -258,7 +258,6 @@ class Runner:
                 # The producer's queue is full: let deliveries drain, then try again.
                 self.producer.poll(0.1)
         self._sent[(topic, reason)] += 1
-        self.producer.poll(0)
 
     def _on_delivery_failure(self, error: KafkaError | None, _message: Message) -> None:
         if error is not None:
