@@ -28,7 +28,11 @@ class Reviewer:
         response.raise_for_status()
 
     def discard(self, record_id: uuid.UUID | str) -> None:
-        response = self.http.post(f"/api/v1/records/{record_id}/responses", json={"status": "discarded"})
+        # Argilla's interface sends empty values with a discard; without them Argilla 2.8 stores the
+        # response but answers 500 and sends no webhook.
+        response = self.http.post(
+            f"/api/v1/records/{record_id}/responses", json={"values": {}, "status": "discarded"}
+        )
         response.raise_for_status()
 
 

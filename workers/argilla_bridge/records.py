@@ -1,0 +1,189 @@
+"""A review task as an Argilla record, and back: the record's task and its reviewers' responses.
+
+The record's external id is the task id, so logging a task again updates its record. The task
+itself travels in the record's metadata as JSON (Argilla stores extra metadata as is, unindexed,
+with no size limit of its own), so the collector rebuilds the resolution's source event from the
+record alone.
+
+Logging a task again also resets the record's `review_state` to `awaiting`: a task replayed after
+its resolution was emitted gets the same resolution emitted again, under the same key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from workers.argilla_bridge import datasets as ds
+from workers.contracts import (
+    Extraction,
+    Feedback,
+    Prediction,
+    ReviewTask,
+    decode,
+    to_json,
+)
+from workers.errors import RejectedEvent
+
+RecordItem = dict[str, Any]
+"""A record as Argilla's bulk upsert takes it; suggestions name their question (`question_name`)."""
+
+UNREADABLE_RECORD = "unreadable_record"
+
+_AGENT_UNSAFE = re.compile(r"[^a-zA-Z0-9\-_:./\s]")
+
+
+def record_for(task: ReviewTask, spec: ds.DatasetSpec) -> RecordItem:
+    source = task.source
+    if isinstance(source, Prediction):
+        fields, metadata, suggestions = _moderation(task, source, spec.image)
+    elif isinstance(source, Feedback):
+        fields, metadata, suggestions = _rag(task, source)
+    else:
+        fields, metadata, suggestions = _extraction(task, source)
+    metadata |= {
+        ds.MODEL: source.model.name,
+        ds.MODEL_VERSION: source.model.version,
+        ds.REASON: task.reason.value,
+        ds.PRIORITY: task.priority,
+        ds.REVIEW_STATE: ds.AWAITING,
+        ds.TASK_JSON: to_json(task).decode(),
+    }
+    return {
+        "external_id": str(task.task_id),
+        "fields": {name: value for name, value in fields.items() if value is not None},
+        "metadata": metadata,
+        "suggestions": suggestions,
+    }
+
+
+def _agent(task: ReviewTask, fallback: str) -> str:
+    """The suggestion's agent as Argilla accepts it: `@` and other signs it refuses become `:`."""
+    return _AGENT_UNSAFE.sub(":", task.suggestion.agent or fallback)
+
+
+def _moderation(
+    task: ReviewTask, source: Prediction, image: bool
+) -> tuple[dict[str, str | None], dict[str, Any], list[dict[str, Any]]]:
+    top_label, top_score = max(source.scores.items(), key=lambda item: item[1])
+    label = task.suggestion.label if task.suggestion.label in source.scores else top_label
+    score = task.suggestion.score if task.suggestion.score is not None else source.scores[label]
+    fields: dict[str, str | None] = {ds.TEXT: source.item.text}
+    if image:
+        fields[ds.IMAGE] = source.item.uri
+    elif source.item.text is None:
+        # Not an image Argilla can show and no text: the reviewer gets the pointer to the content.
+        fields[ds.TEXT] = f"({source.item.content_type}) {source.item.uri or source.item.id}"
+    suggestion = {
+        "question_name": ds.LABEL,
+        "value": label,
+        "score": score,
+        "agent": _agent(task, f"{source.model.name}@{source.model.version}"),
+        "type": "model",
+    }
+    return fields, {ds.CONFIDENCE: top_score}, [suggestion]
+
+
+def _rag(
+    task: ReviewTask, source: Feedback
+) -> tuple[dict[str, str | None], dict[str, Any], list[dict[str, Any]]]:
+    contexts = "\n\n---\n\n".join(
+        f"**[{number}] {context.doc_id}** (score {context.score:.3f})\n\n{context.text}"
+        for number, context in enumerate(source.contexts, start=1)
+    )
+    answer = source.answer
+    if source.comment:
+        answer += f"\n\n> **User's comment ({source.rating.value}):** {source.comment}"
+    fields: dict[str, str | None] = {
+        ds.QUESTION: source.question,
+        ds.ANSWER: answer,
+        ds.CONTEXTS: contexts or None,
+    }
+    suggestions: list[dict[str, Any]] = []
+    if task.suggestion.label is not None:
+        suggestions.append(
+            {
+                "question_name": ds.VERDICT,
+                "value": task.suggestion.label,
+                "score": task.suggestion.score,
+                "agent": _agent(task, f"{source.model.name}@{source.model.version}"),
+                "type": "model",
+            }
+        )
+    return fields, {ds.RATING: source.rating.value}, suggestions
+
+
+def _extraction(
+    task: ReviewTask, source: Extraction
+) -> tuple[dict[str, str | None], dict[str, Any], list[dict[str, Any]]]:
+    issues = task.suggestion.validation_errors
+    errors = "\n".join(f"- `{issue.path or '(root)'}`: {issue.message}" for issue in issues)
+    fields: dict[str, str | None] = {
+        ds.SOURCE_TEXT: source.document.text,
+        ds.VALIDATION_ERRORS: errors or None,
+    }
+    prefill = task.suggestion.corrected_json or source.raw_output
+    suggestion = {
+        "question_name": ds.CORRECTED_JSON,
+        "value": prefill,
+        "agent": _agent(task, f"{source.model.name}@{source.model.version}"),
+        "type": "model",
+    }
+    return fields, {ds.SCHEMA_VERSION: source.schema_version}, [suggestion]
+
+
+@dataclass(frozen=True)
+class ReviewResponse:
+    """One reviewer's response to a record, as the resolution needs it."""
+
+    response_id: str
+    user_id: str
+    status: str
+    values: dict[str, Any]
+    at: datetime
+
+    def value(self, question: str) -> Any:
+        answer = self.values.get(question)
+        return answer.get("value") if isinstance(answer, dict) else None
+
+
+def responses_of(record: dict[str, Any]) -> list[ReviewResponse]:
+    """The record's responses, oldest first."""
+    responses = [
+        ReviewResponse(
+            response_id=str(response["id"]),
+            user_id=str(response["user_id"]),
+            status=str(response["status"]),
+            values=dict(response.get("values") or {}),
+            at=datetime.fromisoformat(str(response.get("updated_at") or response["inserted_at"])),
+        )
+        for response in record.get("responses") or []
+    ]
+    return sorted(responses, key=lambda response: (response.at, response.response_id))
+
+
+def task_of(record: dict[str, Any]) -> ReviewTask:
+    """The task the record was published from; raises RejectedEvent when the record does not carry it."""
+    metadata = record.get("metadata") or {}
+    text = metadata.get(ds.TASK_JSON)
+    if not isinstance(text, str):
+        raise RejectedEvent(UNREADABLE_RECORD, f"record {record.get('id')} has no {ds.TASK_JSON} metadata")
+    try:
+        return decode(text.encode(), [("content-type", b"application/json")], ReviewTask)
+    except Exception as error:
+        raise RejectedEvent(UNREADABLE_RECORD, f"record {record.get('id')}: {error}") from error
+
+
+def is_emitted(record: dict[str, Any]) -> bool:
+    return (record.get("metadata") or {}).get(ds.REVIEW_STATE) == ds.EMITTED
+
+
+def canonical_json(text: str) -> str | None:
+    """The JSON text in one canonical form (sorted keys, no spaces), or None when it is not JSON."""
+    try:
+        return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError):
+        return None
