@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import argilla as rg
 import psycopg
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from tests.support.services import (
     NO_SERVICES_MESSAGE,
@@ -17,6 +19,7 @@ from tests.support.services import (
     services_from_environment,
     services_in_containers,
 )
+from tests.support.tcp_proxy import TcpProxy
 
 
 @pytest.fixture(scope="session")
@@ -113,3 +116,26 @@ def argilla_workspace(argilla_client: rg.Argilla) -> Iterator[rg.Workspace]:
         for user in workspace.users:
             workspace.remove_user(user)
         workspace.delete()
+
+
+@dataclass(frozen=True)
+class ProxiedPostgres:
+    """The real PostgreSQL behind a proxy the test can cut; `application_name` marks its sessions."""
+
+    proxy: TcpProxy
+    dsn: str
+    application_name: str
+
+
+@pytest.fixture
+def proxied_postgres(postgres_dsn: str) -> Iterator[ProxiedPostgres]:
+    params = conninfo_to_dict(postgres_dsn)
+    proxy = TcpProxy(str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
+    application_name = unique_name("proxied")
+    try:
+        dsn = make_conninfo(
+            postgres_dsn, host="127.0.0.1", port=proxy.port, application_name=application_name
+        )
+        yield ProxiedPostgres(proxy, dsn, application_name)
+    finally:
+        proxy.close()

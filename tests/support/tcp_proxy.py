@@ -68,6 +68,12 @@ class TcpProxy:
         except OSError:
             pass
         finally:
+            # Shut both ends down before closing: a socket that the other direction's thread is
+            # still reading stays open in the kernel when merely closed, no FIN reaches its peer,
+            # and a client waiting for a reply would wait forever.
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
             for end in (source, sink):
                 with contextlib.suppress(OSError):
                     end.close()

@@ -1,0 +1,77 @@
+"""Which feedback becomes a review task, and how urgent it is.
+
+    thumbs-down with a comment      review task, reason negative_feedback, priority 75
+    thumbs-down without a comment   review task, reason negative_feedback, priority 50
+    thumbs-up in the sample         review task, reason positive_sample,   priority 0
+    other thumbs-up                 nothing
+
+A comment is one with something besides whitespace; a user who says what is wrong gives the
+reviewer a head start, so that task comes first.
+
+The sample is a pure function of the event id, drawn as the band-router draws its audit sample:
+the first 8 bytes of BLAKE2b(event_id.bytes), read as a big-endian integer and divided by 2**64,
+give u in [0, 1), and the thumbs-up is sampled when u < positive_sample_rate. A replay makes the
+same choice, and raising the rate keeps every event the lower rate had chosen.
+
+Each event is routed on its own: a thumbs-down the same user later turns into a thumbs-up still
+becomes a task (which vote counts is the `feedback_latest_votes` view's business, not routing's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from enum import IntEnum
+from uuid import UUID
+
+from workers.contracts import Feedback, Rating, ReviewReason, ReviewTask, Suggestion, TaskKind
+from workers.runtime.worker import Output
+
+
+class Priority(IntEnum):
+    """Review priority of a feedback task; higher is more urgent."""
+
+    POSITIVE_SAMPLE = 0
+    NEGATIVE = 50
+    NEGATIVE_WITH_COMMENT = 75
+
+
+@dataclass(frozen=True, slots=True)
+class TriagePolicy:
+    review_topic: str
+    positive_sample_rate: float
+
+
+def triage(feedback: Feedback, policy: TriagePolicy, now: datetime) -> list[Output]:
+    """The review task this feedback calls for, if any, keyed by its event id; `now` is its creation time."""
+    routed = route(feedback, policy.positive_sample_rate)
+    if routed is None:
+        return []
+    reason, priority = routed
+    task = ReviewTask(
+        task_id=feedback.event_id,
+        kind=TaskKind.RAG_ANSWER,
+        reason=reason,
+        priority=priority,
+        source=feedback,
+        suggestion=Suggestion(agent=f"{feedback.model.name}@{feedback.model.version}"),
+        created_at=now,
+    )
+    return [Output(policy.review_topic, str(feedback.event_id), task)]
+
+
+def route(feedback: Feedback, positive_sample_rate: float) -> tuple[ReviewReason, Priority] | None:
+    if feedback.rating is Rating.DOWN:
+        if feedback.comment is not None and feedback.comment.strip():
+            return ReviewReason.NEGATIVE_FEEDBACK, Priority.NEGATIVE_WITH_COMMENT
+        return ReviewReason.NEGATIVE_FEEDBACK, Priority.NEGATIVE
+    if in_sample(feedback.event_id, positive_sample_rate):
+        return ReviewReason.POSITIVE_SAMPLE, Priority.POSITIVE_SAMPLE
+    return None
+
+
+def in_sample(event_id: UUID, rate: float) -> bool:
+    draw = int.from_bytes(hashlib.blake2b(event_id.bytes).digest()[:8], "big")
+    # draw / 2**64 < rate, compared exactly: the float division could round up to 1.0.
+    return draw < rate * 2**64
