@@ -1,4 +1,4 @@
-"""The hitl-workers command line: run a worker, manage topics, run the demo."""
+"""The hitl-workers command line: run a worker, manage topics, export training data, run the demo."""
 
 from __future__ import annotations
 
@@ -9,13 +9,6 @@ from collections.abc import Sequence
 from workers.config import load_settings
 from workers.errors import HitlError
 from workers.logs import configure_logging
-
-DEMO_PLAN = """\
-The demo will run the whole pipeline on the bundled sample: producers emit predictions, feedback
-and extractions; the band-router, feedback-triage and extraction-validator route them; review
-tasks appear in Argilla; the label-sink writes resolved labels to Kafka and PostgreSQL.
-The workers it needs are not built yet. The local stack it runs on is up: see
-`deploy/local/stack status`, and Argilla at the HITL_ARGILLA_API_URL printed by `deploy/local/stack env`."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,8 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
         action=describe_topics
     )
 
+    export = commands.add_parser("export", help="write training examples from PostgreSQL to a file")
+    export.add_argument("--kind", required=True, choices=["moderation", "rag_answer", "extraction"])
+    export.add_argument("--since", required=True, help="ISO-8601 date or date and time (UTC if no offset)")
+    export.add_argument("--format", default="jsonl", choices=["jsonl", "parquet"])
+    export.add_argument("--output", help="file to write (default <kind>.<format>; - for stdout, jsonl only)")
+    export.add_argument("--system-prompt", help="system message of rag_answer examples")
+    export.set_defaults(action=export_examples)
+
     commands.add_parser("demo", help="run the whole pipeline on the bundled sample").set_defaults(
-        action=lambda _args: print(DEMO_PLAN)
+        action=run_demo
     )
     return parser
 
@@ -68,6 +69,25 @@ def run_worker(args: argparse.Namespace) -> int:
     print(f"metrics on :{port}/metrics", file=sys.stderr, flush=True)
     runner.run()
     return 0
+
+
+def export_examples(args: argparse.Namespace) -> int:
+    from workers.label_sink.export import DEFAULT_SYSTEM_PROMPT, parse_since, run_export
+
+    return run_export(
+        load_settings(),
+        args.kind,
+        parse_since(args.since),
+        args.format,
+        args.output,
+        args.system_prompt or DEFAULT_SYSTEM_PROMPT,
+    )
+
+
+def run_demo(_args: argparse.Namespace) -> int:
+    from workers.demo.run import run_demo as demo
+
+    return demo()
 
 
 def create_topics(_args: argparse.Namespace) -> int:

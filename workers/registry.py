@@ -22,6 +22,7 @@ WORKERS: dict[str, str] = {
     "extraction-validator": "workers.extraction_validator.worker:extraction_validator",
     "argilla-publisher": "workers.argilla_bridge.publisher:argilla_publisher",
     "label-sink": "workers.label_sink.worker:label_sink",
+    "label-sink-decisions": "workers.label_sink.worker:label_sink_decisions",
 }
 
 ServiceMain = Callable[[Settings], None]

@@ -63,7 +63,11 @@ def test_secrets_reach_librdkafka_but_never_the_settings_repr(monkeypatch: pytes
 def hitl_workers(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "workers", *args],
-        cwd=REPO_DIR, env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+        cwd=REPO_DIR,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -77,8 +81,16 @@ def test_cli_creates_topics_idempotently_and_describes_them(
     kafka_bootstrap: str, kafka_admin: AdminClient
 ) -> None:
     prefix = unique_name("cli").replace("-", "_")
-    names = ["predictions", "feedback", "extractions", "decisions", "extractions_valid", "review_tasks",
-             "review_resolved", "training_examples"]
+    names = [
+        "predictions",
+        "feedback",
+        "extractions",
+        "decisions",
+        "extractions_valid",
+        "review_tasks",
+        "review_resolved",
+        "training_examples",
+    ]
     env = {f"HITL_TOPICS__{name.upper()}": f"{prefix}.{name}" for name in names}
     env |= {"HITL_KAFKA_BOOTSTRAP": kafka_bootstrap, "HITL_TOPICS__PARTITIONS": "4"}
     try:

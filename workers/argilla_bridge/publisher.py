@@ -28,6 +28,9 @@ class ArgillaSink:
         self.bridge = bridge
 
     def write(self, batch: Sequence[Received]) -> Mapping[int, RejectedEvent]:
+        # The SDK builds dataset settings (fields, questions) against its default client, which is
+        # the first client made in the process: connect before building any.
+        self.adapter.client  # noqa: B018
         specs: dict[str, DatasetSpec] = {}
         by_dataset: dict[str, list[tuple[int, ReviewTask]]] = {}
         for index, received in enumerate(batch):

@@ -1,0 +1,62 @@
+"""Reviewers for the demo: annotator users who sign in and answer through Argilla's own endpoints.
+
+A real deployment has people here, in Argilla's interface. The demo's reviewers give the answers a
+careful reviewer would (samples/review_answers.jsonl), so that the loop closes into training data.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import argilla as rg
+import httpx
+
+
+@dataclass
+class SignedInReviewer:
+    username: str
+    http: httpx.Client
+
+    def submit(self, record_server_id: uuid.UUID | str, values: Mapping[str, Any]) -> None:
+        body = {"values": {name: {"value": value} for name, value in values.items()}, "status": "submitted"}
+        response = self.http.post(f"/api/v1/records/{record_server_id}/responses", json=body)
+        response.raise_for_status()
+
+
+def sign_in(api_url: str, username: str, password: str) -> SignedInReviewer:
+    http = httpx.Client(base_url=api_url, timeout=30)
+    token = http.post("/api/v1/token", data={"username": username, "password": password})
+    token.raise_for_status()
+    http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+    return SignedInReviewer(username, http)
+
+
+def ensure_annotator(owner: rg.Argilla, workspace: rg.Workspace, username: str, password: str) -> None:
+    user = owner.users(username)
+    if user is None:
+        user = rg.User(username=username, password=password, role="annotator", client=owner).create()
+    if username not in {member.username for member in workspace.users}:
+        workspace.add_user(user)
+
+
+def answer_values(answer: Mapping[str, Any]) -> dict[str, Any]:
+    """The response a reviewer gives for one task, by the Argilla question names of its kind."""
+    kind = answer["kind"]
+    if kind == "moderation":
+        return {"label": answer["label"]}
+    if kind == "rag_answer":
+        values: dict[str, Any] = {"verdict": answer["verdict"]}
+        if answer.get("fault"):
+            values["fault"] = answer["fault"]
+        if answer.get("corrected_answer"):
+            values["corrected_answer"] = answer["corrected_answer"]
+        return values
+    if kind == "extraction":
+        return {
+            "corrected_json": json.dumps(json.loads(answer["corrected_json"]), indent=2, ensure_ascii=False)
+        }
+    raise ValueError(f"no answer form for kind {kind!r}")
