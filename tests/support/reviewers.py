@@ -9,6 +9,8 @@ from typing import Any
 import argilla as rg
 import httpx
 
+from workers.demo.reviewers import post_response, sign_in
+
 
 @dataclass
 class Reviewer:
@@ -24,16 +26,12 @@ class Reviewer:
 
     def submit(self, record_id: uuid.UUID | str, values: dict[str, Any], status: str = "submitted") -> None:
         body = {"values": {name: {"value": value} for name, value in values.items()}, "status": status}
-        response = self.http.post(f"/api/v1/records/{record_id}/responses", json=body)
-        response.raise_for_status()
+        post_response(self.http, record_id, body)
 
     def discard(self, record_id: uuid.UUID | str) -> None:
         # Argilla's interface sends empty values with a discard; without them Argilla 2.8 stores the
         # response but answers 500 and sends no webhook.
-        response = self.http.post(
-            f"/api/v1/records/{record_id}/responses", json={"values": {}, "status": "discarded"}
-        )
-        response.raise_for_status()
+        post_response(self.http, record_id, {"values": {}, "status": "discarded"})
 
 
 def sign_in_new_annotator(owner: rg.Argilla, api_url: str, workspace: rg.Workspace) -> Reviewer:
@@ -42,8 +40,4 @@ def sign_in_new_annotator(owner: rg.Argilla, api_url: str, workspace: rg.Workspa
     password = uuid.uuid4().hex
     user = rg.User(username=username, password=password, role="annotator", client=owner).create()
     workspace.add_user(user)
-    http = httpx.Client(base_url=api_url, timeout=30)
-    token = http.post("/api/v1/token", data={"username": username, "password": password})
-    token.raise_for_status()
-    http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-    return Reviewer(user=user, http=http)
+    return Reviewer(user=user, http=sign_in(api_url, username, password).http)

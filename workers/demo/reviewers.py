@@ -7,6 +7,7 @@ careful reviewer would (samples/review_answers.jsonl), so that the loop closes i
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,8 +24,27 @@ class SignedInReviewer:
 
     def submit(self, record_server_id: uuid.UUID | str, values: Mapping[str, Any]) -> None:
         body = {"values": {name: {"value": value} for name, value in values.items()}, "status": "submitted"}
-        response = self.http.post(f"/api/v1/records/{record_server_id}/responses", json=body)
-        response.raise_for_status()
+        post_response(self.http, record_server_id, body)
+
+
+def post_response(http: httpx.Client, record_server_id: uuid.UUID | str, body: Mapping[str, Any]) -> None:
+    """Posts a reviewer's response as Argilla's interface does.
+
+    Argilla 2.8 stores the response, then updates its search index; when its background worker
+    updates the same record at that moment, the index update fails on a version conflict and the
+    call answers 500 although the response is stored. Posting again then answers 409 (the response
+    exists), which is success here.
+    """
+    url = f"/api/v1/records/{record_server_id}/responses"
+    response = http.post(url, json=body)
+    for _ in range(3):
+        if response.status_code < 500:
+            break
+        time.sleep(0.5)
+        response = http.post(url, json=body)
+        if response.status_code == 409:
+            return
+    response.raise_for_status()
 
 
 def sign_in(api_url: str, username: str, password: str) -> SignedInReviewer:
