@@ -7,9 +7,11 @@ events to its fd 4, each a JSON message ended by a NUL byte.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -100,7 +102,8 @@ def headless_chromium() -> Iterator[Browser]:
         os.dup2(to_browser_read, 3)
         os.dup2(from_browser_write, 4)
 
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helper processes may still write to the profile for a moment after it exits.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
             [
                 CHROMIUM,
@@ -109,6 +112,12 @@ def headless_chromium() -> Iterator[Browser]:
                 "--disable-gpu",
                 "--disable-dev-shm-usage",
                 "--remote-debugging-pipe",
+                # This machine has no network: no background connections, updates or sync.
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-quic",
                 f"--user-data-dir={profile}",
                 "about:blank",
             ],
@@ -117,17 +126,20 @@ def headless_chromium() -> Iterator[Browser]:
             stderr=subprocess.DEVNULL,
             pass_fds=(3, 4),
             preexec_fn=wire_pipes,
+            process_group=0,
         )
         os.close(to_browser_read)
         os.close(from_browser_write)
         try:
             yield Browser(process, to_browser_write, from_browser_read)
         finally:
-            process.terminate()
+            # The whole group: the browser and its renderer and helper processes.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
             os.close(to_browser_write)
             os.close(from_browser_read)
