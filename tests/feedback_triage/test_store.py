@@ -17,9 +17,10 @@ from psycopg_pool import PoolTimeout
 from tests.conftest import ProxiedPostgres
 from tests.feedback_triage.conftest import StoreFactory, stored_event_ids
 from tests.feedback_triage.events import T0, answer_key, feedback
+from tests.support.sinks import write_when_back
 from workers.contracts import Feedback, Rating, RetrievedContext
 from workers.errors import DependencyUnavailable
-from workers.feedback_triage.store import REFUSED_REASON, FeedbackStore
+from workers.feedback_triage.store import REFUSED_REASON
 from workers.runtime.worker import Origin, Received
 from workers.storage.migrations import available_migrations
 
@@ -233,18 +234,6 @@ def expect_unavailable(write: Callable[[], object], cause: type[BaseException]) 
     with pytest.raises(DependencyUnavailable) as raised:
         write()
     assert isinstance(raised.value.__cause__, cause), repr(raised.value.__cause__)
-
-
-def write_when_back(store: FeedbackStore, batch: list[Received], timeout: float = 60) -> object:
-    """Retries as the runtime would, until the database answers again."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return store.write(batch)
-        except DependencyUnavailable:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def test_an_unreachable_database_raises_dependency_unavailable_until_it_is_back(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -22,6 +21,7 @@ from tests.label_sink.events import (
     prediction,
     resolution,
 )
+from tests.support.sinks import write_when_back
 from workers.contracts import (
     Event,
     Extraction,
@@ -34,7 +34,7 @@ from workers.contracts import (
 )
 from workers.errors import DependencyUnavailable
 from workers.label_sink.mapping import example_id, from_resolution
-from workers.label_sink.store import REFUSED_REASON, LabelStore
+from workers.label_sink.store import REFUSED_REASON
 from workers.runtime.worker import Origin, Received
 
 TOPIC = "hitl.review.resolved"
@@ -261,17 +261,6 @@ def test_migrations_and_the_rag_feedback_view(
 
 
 # -- PostgreSQL unreachable ----------------------------------------------------------------------
-
-
-def write_when_back(store: LabelStore, batch: list[Received], timeout: float = 60) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return store.write(batch)
-        except DependencyUnavailable:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def test_an_unreachable_database_raises_dependency_unavailable_until_it_is_back(
