@@ -20,9 +20,9 @@ from tests.feedback_triage.events import T0, answer_key, feedback
 from tests.support.sinks import write_when_back
 from workers.contracts import Feedback, Rating, RetrievedContext
 from workers.errors import DependencyUnavailable
-from workers.feedback_triage.store import REFUSED_REASON
 from workers.runtime.worker import Origin, Received
 from workers.storage.migrations import available_migrations
+from workers.storage.postgres import REFUSED_REASON
 
 TOPIC = "hitl.feedback"
 

@@ -20,12 +20,12 @@ from tests.runtime.conftest import running
 from tests.support.kafka import Message, Received, produce, read_topic
 from workers.config import FeedbackTriageSettings, Runtime, Settings, Topics, load_settings
 from workers.contracts import Feedback, Rating, RetrievedContext, ReviewTask, decode, encode, to_json
-from workers.feedback_triage.store import REFUSED_REASON
 from workers.feedback_triage.triage import TriagePolicy, triage
 from workers.feedback_triage.worker import NAME, feedback_triage_spec
 from workers.runtime.dead_letters import read_dead_letter_headers
 from workers.runtime.loop import Runner
 from workers.runtime.topics import dead_letter_topic_config
+from workers.storage.postgres import REFUSED_REASON
 
 RATE = 0.3
 CREATED = datetime(2000, 1, 1, tzinfo=UTC)

@@ -34,8 +34,8 @@ from workers.contracts import (
 )
 from workers.errors import DependencyUnavailable
 from workers.label_sink.mapping import example_id, from_resolution
-from workers.label_sink.store import REFUSED_REASON
 from workers.runtime.worker import Origin, Received
+from workers.storage.postgres import REFUSED_REASON
 
 TOPIC = "hitl.review.resolved"
 

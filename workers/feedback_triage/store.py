@@ -24,15 +24,12 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from workers.contracts import Feedback
-from workers.errors import DependencyUnavailable, RejectedEvent
-from workers.logs import log
+from workers.errors import RejectedEvent
 from workers.runtime.worker import Received
-from workers.storage.migrations import migrate
-from workers.storage.postgres import REFUSED, connection, open_pool, refusal_message, transaction
+from workers.storage.postgres import REFUSED, MigratedOnce, connection, open_pool, write_each
 
 logger = logging.getLogger("hitl.feedback_triage")
 
-REFUSED_REASON = "database_refused"
 
 # Column name and the array type its values are sent as.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -78,16 +75,12 @@ class FeedbackStore:
         # Autocommit: the batch statement is its own transaction, and a refused one leaves the
         # connection ready for the row-by-row transaction.
         self._pool = open_pool(dsn, schema=schema, timeout=pool_timeout, autocommit=True)
-        self._migrated = False
-        try:
-            self._migrate()
-        except DependencyUnavailable as error:
-            log(logger, "migrations_deferred", logging.WARNING, error=str(error)[:500])
+        self._migrations = MigratedOnce(self._pool)
 
     def write(self, batch: Sequence[Received]) -> Mapping[int, RejectedEvent]:
         if not batch:
             return {}
-        self._migrate()
+        self._migrations.ensure()
         rows = [feedback_row(received) for received in batch]
         with connection(self._pool) as conn:
             try:
@@ -95,31 +88,14 @@ class FeedbackStore:
                 return {}
             except REFUSED:
                 pass
-            return _write_row_by_row(conn, rows)
+            return write_each(conn, rows, _insert_row)
 
     def close(self) -> None:
         self._pool.close()
 
-    def _migrate(self) -> None:
-        if self._migrated:
-            return
-        with transaction(self._pool) as conn:
-            applied = migrate(conn)
-        self._migrated = True
-        if applied:
-            log(logger, "migrations_applied", versions=applied)
 
-
-def _write_row_by_row(conn: psycopg.Connection[Any], rows: Sequence[Row]) -> dict[int, RejectedEvent]:
-    refused: dict[int, RejectedEvent] = {}
-    with conn.transaction():
-        for index, row in enumerate(rows):
-            try:
-                with conn.transaction():
-                    conn.execute(INSERT_ROW, row)
-            except REFUSED as error:
-                refused[index] = RejectedEvent(REFUSED_REASON, refusal_message(error))
-    return refused
+def _insert_row(conn: psycopg.Connection[Any], row: Row) -> None:
+    conn.execute(INSERT_ROW, row)
 
 
 def feedback_row(received: Received) -> Row:

@@ -27,7 +27,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from workers.contracts import Decision, Event, ReviewResolution
-from workers.errors import DependencyUnavailable, RejectedEvent
+from workers.errors import RejectedEvent
 from workers.label_sink.mapping import (
     Mapped,
     correction_row,
@@ -37,14 +37,11 @@ from workers.label_sink.mapping import (
     from_resolution,
     rag_review_row,
 )
-from workers.logs import log
 from workers.runtime.worker import Origin, Received
-from workers.storage.migrations import migrate
-from workers.storage.postgres import REFUSED, connection, refusal_message, transaction
+from workers.storage.postgres import REFUSED, MigratedOnce, connection, write_each
 
 logger = logging.getLogger("hitl.label_sink")
 
-REFUSED_REASON = "database_refused"
 # More mappings than the largest batch: `remember` starts afresh beyond it, whatever was not taken.
 MAX_REMEMBERED = 200_000
 
@@ -195,13 +192,9 @@ class LabelStore:
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
         self._remembered: dict[Origin, tuple[Event, Mapped]] = {}
-        self._migrated = False
         # Connections whose session has the staging tables (temporary tables live as long as it).
         self._staged: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
-        try:
-            self._migrate()
-        except DependencyUnavailable as error:
-            log(logger, "migrations_deferred", logging.WARNING, error=str(error)[:500])
+        self._migrations = MigratedOnce(pool)
 
     def remember(self, event: Event, mapped: Mapped) -> None:
         """Keeps what the handler made of a message, so that `write` does not map it a second time."""
@@ -212,7 +205,7 @@ class LabelStore:
     def write(self, batch: Sequence[Received]) -> Mapping[int, RejectedEvent]:
         if not batch:
             return {}
-        self._migrate()
+        self._migrations.ensure()
         rows = [rows_of(self._mapped(received)) for received in batch]
         with connection(self._pool) as conn:
             self._create_staging_tables(conn)
@@ -222,7 +215,7 @@ class LabelStore:
                 return {}
             except REFUSED:
                 pass
-            return _write_event_by_event(conn, rows)
+            return write_each(conn, rows, _upsert_event_rows)
 
     def close(self) -> None:
         self._pool.close()
@@ -240,15 +233,6 @@ class LabelStore:
         for table in TABLES:
             conn.execute(_statements(table).create_staging)
         self._staged.add(conn)
-
-    def _migrate(self) -> None:
-        if self._migrated:
-            return
-        with transaction(self._pool) as conn:
-            applied = migrate(conn)
-        self._migrated = True
-        if applied:
-            log(logger, "migrations_applied", versions=applied)
 
 
 def write_batch(conn: psycopg.Connection[Any], rows: Sequence[Mapping[Table, Row]]) -> None:
@@ -280,20 +264,10 @@ def _copy(conn: psycopg.Connection[Any], statement: sql.Composed, rows: Iterable
             copy.write_row(row)
 
 
-def _write_event_by_event(
-    conn: psycopg.Connection[Any], rows: Sequence[Mapping[Table, Row]]
-) -> dict[int, RejectedEvent]:
-    refused: dict[int, RejectedEvent] = {}
-    with conn.transaction():
-        for index, event_rows in enumerate(rows):
-            try:
-                with conn.transaction():
-                    for table in TABLES:
-                        if table in event_rows:
-                            conn.execute(_statements(table).upsert_row, event_rows[table])
-            except REFUSED as error:
-                refused[index] = RejectedEvent(REFUSED_REASON, refusal_message(error))
-    return refused
+def _upsert_event_rows(conn: psycopg.Connection[Any], event_rows: Mapping[Table, Row]) -> None:
+    for table in TABLES:
+        if table in event_rows:
+            conn.execute(_statements(table).upsert_row, event_rows[table])
 
 
 # -- SQL -----------------------------------------------------------------------------------------

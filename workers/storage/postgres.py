@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from workers.errors import DependencyUnavailable
+from workers.errors import DependencyUnavailable, RejectedEvent
+from workers.logs import log
+from workers.storage.migrations import migrate
+
+logger = logging.getLogger("hitl.storage")
+T = TypeVar("T")
 
 # Errors that say the server is unreachable, restarting or overloaded: retry later, never reject.
 UNAVAILABLE = (psycopg.OperationalError, psycopg.errors.AdminShutdown, PoolTimeout)
@@ -81,3 +87,47 @@ def refusal_message(error: psycopg.Error) -> str:
         return f"refused by psycopg for PostgreSQL: {error}"
     message = f"refused by PostgreSQL ({diag.sqlstate}): {diag.message_primary}"
     return f"{message}; {diag.message_detail}" if diag.message_detail else message
+
+
+REFUSED_REASON = "database_refused"
+
+
+def write_each(
+    conn: psycopg.Connection[Any], items: Sequence[T], write_one: Callable[[psycopg.Connection[Any], T], None]
+) -> dict[int, RejectedEvent]:
+    """Writes item by item, each under a savepoint, in one transaction: the items PostgreSQL
+    refuses are returned by index with its message, and the others are stored.
+
+    Sinks fall back to this when a batch write is refused, to find the culprits.
+    """
+    refused: dict[int, RejectedEvent] = {}
+    with conn.transaction():
+        for index, item in enumerate(items):
+            try:
+                with conn.transaction():
+                    write_one(conn, item)
+            except REFUSED as error:
+                refused[index] = RejectedEvent(REFUSED_REASON, refusal_message(error))
+    return refused
+
+
+class MigratedOnce:
+    """Applies the migrations through a pool at once, or, if the database is down then, before the
+    first write that reaches it; never twice."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+        self._done = False
+        try:
+            self.ensure()
+        except DependencyUnavailable as error:
+            log(logger, "migrations_deferred", logging.WARNING, error=str(error)[:500])
+
+    def ensure(self) -> None:
+        if self._done:
+            return
+        with transaction(self._pool) as conn:
+            applied = migrate(conn)
+        self._done = True
+        if applied:
+            log(logger, "migrations_applied", versions=applied)
