@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
+from workers import __version__
 from workers.config import load_settings
 from workers.errors import HitlError
 from workers.logs import configure_logging
@@ -23,6 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hitl-workers", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run one worker until SIGTERM")
@@ -51,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
         action=run_demo
     )
     return parser
+
+
+def installed_version() -> str:
+    """The installed distribution's version; the source tree's when it is not installed."""
+    try:
+        return metadata.version("hitl-workers")
+    except metadata.PackageNotFoundError:
+        return __version__
 
 
 def run_worker(args: argparse.Namespace) -> int:

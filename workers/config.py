@@ -10,6 +10,7 @@ file named by HITL_CONFIG_FILE holds the same keys (`kafka_bootstrap = "..."`, `
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -96,8 +97,13 @@ class Runtime(Frozen):
     statistics_interval_ms: int = Field(5_000, ge=0)
 
 
+def _packaged_policy_file() -> Path:
+    # The example policy ships inside the package, so the default works from any folder.
+    return Path(str(resources.files("workers.band_router") / "bands.toml"))
+
+
 class BandRouterSettings(Frozen):
-    policy_file: Path = Path("deploy/policies/bands.toml")
+    policy_file: Path = Field(default_factory=_packaged_policy_file)
     reload_check_seconds: float = Field(
         2.0, gt=0, description="how often the policy file is checked for changes"
     )

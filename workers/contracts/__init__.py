@@ -39,6 +39,7 @@ from workers.contracts.review import (
     TaskKind,
     ValidationIssue,
 )
+from workers.contracts.schema_files import avro_schema, packaged_schemas_dir, schema_names, schema_text
 from workers.contracts.sources import (
     Document,
     Extraction,
@@ -100,9 +101,13 @@ __all__ = [
     "TrainingExample",
     "ValidExtraction",
     "ValidationIssue",
+    "avro_schema",
     "decode",
     "default_codec",
     "encode",
+    "packaged_schemas_dir",
     "schema_fingerprint",
+    "schema_names",
+    "schema_text",
     "to_json",
 ]

@@ -1,8 +1,8 @@
 """The Avro side of the contracts: schema files, fingerprints, and record bodies.
 
-Current schemas live in `schemas/*.avsc`; earlier versions of a schema, still readable, in
-`schemas/history/<name>/*.avsc`. Each is known by its fingerprint, the CRC-64-AVRO of its
-Parsing Canonical Form as the single-object header carries it (little-endian).
+Current schemas live in the package's `schemas/*.avsc` (see `schema_files`); earlier versions of
+a schema, still readable, in `schemas/history/<name>/*.avsc`. Each is known by its fingerprint, the
+CRC-64-AVRO of its Parsing Canonical Form as the single-object header carries it (little-endian).
 """
 
 import io
@@ -22,11 +22,11 @@ from fastavro.types import Schema
 from workers.contracts.base import Event, Record
 from workers.contracts.errors import DecodeError, DecodeReason, EncodeError, SchemaRegistryError
 from workers.contracts.events import EVENT_TYPES
+from workers.contracts.schema_files import packaged_schemas_dir
 
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
 FINGERPRINT_SIZE = 8
 HEADER_SIZE = len(SINGLE_OBJECT_MARKER) + FINGERPRINT_SIZE
-DEFAULT_SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 HISTORY_DIR = "history"
 
 
@@ -84,7 +84,7 @@ class SchemaRegistry:
     def load(
         cls, schemas_dir: Path | None = None, event_types: Iterable[type[Event]] = EVENT_TYPES
     ) -> "SchemaRegistry":
-        directory = DEFAULT_SCHEMAS_DIR if schemas_dir is None else schemas_dir
+        directory = packaged_schemas_dir() if schemas_dir is None else schemas_dir
         by_name = {event_type.AVRO_NAME: event_type for event_type in event_types}
         current = [load_schema_file(p, by_name) for p in sorted(directory.glob("*.avsc"))]
         history = [load_schema_file(p, by_name) for p in sorted(directory.glob(f"{HISTORY_DIR}/*/*.avsc"))]

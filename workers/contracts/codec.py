@@ -117,7 +117,7 @@ def to_json(event: Event) -> bytes:
 
 @cache
 def default_codec() -> EventCodec:
-    """A codec over the repository's `schemas/`, loaded once."""
+    """A codec over the packaged schemas, loaded once."""
     return EventCodec()
 
 

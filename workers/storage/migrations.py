@@ -7,11 +7,12 @@ path, under an advisory lock so that several workers starting together apply eac
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import psycopg
 
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+MIGRATIONS_DIR = Path(str(resources.files("workers.storage") / "migrations"))
 LOCK_KEY = 0x68_69_74_6C  # "hitl"
 
 
