@@ -3,25 +3,31 @@ from a folder that is not the checkout; the sdist carries the tests and the sche
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import tarfile
+import time
 import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import argilla as rg
 import pytest
 from confluent_kafka.admin import AdminClient
+from psycopg.conninfo import make_conninfo
 
 from tests.support.events import prediction
 from tests.support.kafka import produce, read_topic
+from tests.support.processes import free_port
 from tests.support.services import REPO_DIR, Services
 from workers.config import Topics
 from workers.contracts import Decision, ReviewTask, decode, schema_names, to_json
+from workers.registry import SERVICES, WORKERS
 
 pytestmark = pytest.mark.kafka
 
@@ -153,3 +159,71 @@ def test_the_installed_wheel_routes_a_prediction_from_any_folder(
     assert grey.event_id in {task.task_id for task in routed}
     decided = [decode(m.value, [("content-type", m.headers["content-type"])], Decision) for m in decisions]
     assert {decision.event_id for decision in decided} >= {clear.event_id}
+
+
+WORKER_SETTINGS = {
+    "label-sink-decisions": {"HITL_LABEL_SINK__INCLUDE_AUTO_DECISIONS": "true"},
+}
+
+
+@pytest.mark.postgres
+@pytest.mark.argilla
+@pytest.mark.parametrize("worker", [*sorted(WORKERS), *sorted(SERVICES)])
+def test_every_worker_of_the_installed_wheel_starts_from_any_folder(
+    worker: str,
+    installed: Path,
+    services: Services,
+    namespace: dict[str, str],
+    pg_schema: str,
+    argilla_client: rg.Argilla,
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    webhook_url = f"http://127.0.0.1:{port}/{uuid.uuid4().hex}/webhook"
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("HITL_", "PYTHON"))}
+    env |= namespace | WORKER_SETTINGS.get(worker, {})
+    env |= {
+        "HITL_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
+        "HITL_POSTGRES_DSN": make_conninfo(services.postgres_dsn, options=f"-c search_path={pg_schema}"),
+        "HITL_ARGILLA_API_URL": services.argilla_api_url,
+        "HITL_ARGILLA_API_KEY": services.argilla_api_key,
+        "HITL_ARGILLA_BRIDGE__WORKSPACE": f"wheel-{uuid.uuid4().hex[:8]}",
+        "HITL_ARGILLA_BRIDGE__COLLECTOR_PORT": str(port),
+        "HITL_ARGILLA_BRIDGE__COLLECTOR_PUBLIC_URL": webhook_url,
+        "HITL_METRICS_PORT": "0",
+    }
+    subprocess.run(
+        [str(installed), "topics", "create"], cwd=tmp_path, env=env, check=True, capture_output=True
+    )
+    log_path = tmp_path / f"{worker}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(installed), "run", worker], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            started = _wait_for_log_event(log_path, "started", process, timeout=90)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(60)
+            _delete_webhooks(argilla_client, webhook_url)
+    output = log_path.read_text()
+    assert started, output
+    assert code == 0, output
+
+
+def _wait_for_log_event(path: Path, event: str, process: subprocess.Popen[bytes], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        for line in path.read_text().splitlines():
+            if line.startswith("{") and json.loads(line).get("event") == event:
+                return True
+        time.sleep(0.2)
+    return False
+
+
+def _delete_webhooks(client: rg.Argilla, url: str) -> None:
+    """The collector's webhook would otherwise go on receiving every later test's events."""
+    http = client.http_client
+    for webhook in http.get("/api/v1/webhooks").json()["items"]:
+        if webhook["url"] == url:
+            http.delete(f"/api/v1/webhooks/{webhook['id']}").raise_for_status()
