@@ -95,11 +95,24 @@ class Runtime(Frozen):
     retry_max_seconds: float = Field(30.0, gt=0)
     shutdown_timeout_seconds: float = Field(20.0, gt=0)
     statistics_interval_ms: int = Field(5_000, ge=0)
+    stall_warning_share: float = Field(
+        0.5, gt=0, lt=1, description="share of max.poll.interval.ms after which a batch is called stalled"
+    )
 
 
 def _packaged_policy_file() -> Path:
     # The example policy ships inside the package, so the default works from any folder.
     return Path(str(resources.files("workers.band_router") / "bands.toml"))
+
+
+class PostgresSettings(Frozen):
+    """Limits every PostgreSQL session of the workers gets: nothing waits for the database forever.
+
+    A statement or a lock wait cut short is dependency trouble: the batch is retried later.
+    """
+
+    statement_timeout_seconds: float = Field(60.0, gt=0, description="PostgreSQL's statement_timeout")
+    lock_timeout_seconds: float = Field(10.0, gt=0, description="PostgreSQL's lock_timeout")
 
 
 class BandRouterSettings(Frozen):
@@ -154,10 +167,14 @@ class Settings(BaseSettings):
         default_factory=dict, description="extra librdkafka settings, passed through as given"
     )
     postgres_dsn: SecretStr = SecretStr("postgresql://hitl:hitl@127.0.0.1:5432/hitl")
+    postgres: PostgresSettings = PostgresSettings()
     argilla_api_url: str = "http://127.0.0.1:6900"
     argilla_api_key: SecretStr = SecretStr("argilla.apikey")
     group_id_prefix: str = "hitl"
     metrics_port: int = Field(9400, ge=0, le=65535, description="0 picks a free port")
+    schemas_dir: Path | None = Field(
+        None, description="a folder of .avsc files (and history/) to read instead of the packaged schemas"
+    )
     topics: Topics = Topics()
     runtime: Runtime = Runtime()
     band_router: BandRouterSettings = BandRouterSettings()

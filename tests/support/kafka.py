@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 
 @dataclass(frozen=True)
@@ -56,26 +56,40 @@ def read_topic(
     settle: float = 1.0,
     committed_only: bool = True,
 ) -> list[Received]:
-    """Reads a topic from the start until `expect` messages arrived, then `settle` seconds of quiet."""
+    """Reads a topic from the start until `expect` messages arrived, then `settle` seconds of quiet.
+
+    It never returns before it has reached the end of every partition (the last stable offset when
+    `committed_only`), so a check that nothing was produced (`expect=0`) cannot pass vacuously.
+    """
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
             "group.id": f"reader-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
+            "enable.partition.eof": True,
             "isolation.level": "read_committed" if committed_only else "read_uncommitted",
         }
     )
-    consumer.subscribe([topic])
     received: list[Received] = []
     deadline = time.monotonic() + timeout
-    quiet_since = time.monotonic()
     try:
+        partitions = _partitions(consumer, topic, deadline)
+        # Assigned at once, not subscribed: no group rebalance to wait for, and no moment when the
+        # reader is quiet only because it has not been given its partitions yet.
+        consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING) for partition in partitions])
+        at_end: set[int] = set()
+        quiet_since = time.monotonic()
         while time.monotonic() < deadline:
             batch = consumer.consume(num_messages=1000, timeout=0.2)
             for message in batch:
-                if message.error():
+                partition = message.partition()
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF and partition is not None:
+                        at_end.add(partition)
                     continue
+                at_end.discard(partition)  # type: ignore[arg-type]
+                quiet_since = time.monotonic()
                 received.append(
                     Received(
                         message.key(),
@@ -85,10 +99,21 @@ def read_topic(
                         message.offset(),
                     )
                 )
-            if batch:
-                quiet_since = time.monotonic()
-            elif len(received) >= expect and time.monotonic() - quiet_since >= settle:
+            if (
+                at_end >= set(partitions)
+                and len(received) >= expect
+                and time.monotonic() - quiet_since >= settle
+            ):
                 break
     finally:
         consumer.close()
     return received
+
+
+def _partitions(consumer: Consumer, topic: str, deadline: float) -> list[int]:
+    while True:
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is not None and metadata.error is None and metadata.partitions:
+            return sorted(metadata.partitions)
+        assert time.monotonic() < deadline, f"topic {topic} not found: {metadata and metadata.error}"
+        time.sleep(0.2)

@@ -23,6 +23,7 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
+from workers.config import PostgresSettings
 from workers.contracts import Feedback
 from workers.errors import RejectedEvent
 from workers.runtime.worker import Received
@@ -68,13 +69,21 @@ Row = tuple[
 class FeedbackStore:
     """The `Sink` of the feedback-triage worker, on a pool of its own.
 
-    `schema` is the search path (else the DSN's); `pool_timeout` bounds the wait for a connection.
+    `schema` is the search path (else the DSN's); `pool_timeout` bounds the wait for a connection;
+    `limits` are the sessions' statement and lock timeouts.
     """
 
-    def __init__(self, dsn: str, *, schema: str | None = None, pool_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str | None = None,
+        pool_timeout: float = 10.0,
+        limits: PostgresSettings | None = None,
+    ) -> None:
         # Autocommit: the batch statement is its own transaction, and a refused one leaves the
         # connection ready for the row-by-row transaction.
-        self._pool = open_pool(dsn, schema=schema, timeout=pool_timeout, autocommit=True)
+        self._pool = open_pool(dsn, schema=schema, timeout=pool_timeout, autocommit=True, limits=limits)
         self._migrations = MigratedOnce(self._pool)
 
     def write(self, batch: Sequence[Received]) -> Mapping[int, RejectedEvent]:

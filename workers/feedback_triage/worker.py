@@ -46,6 +46,9 @@ def feedback_triage_spec(
         handler=handle,
         output_topics=(settings.topics.review_tasks,),
         sink=FeedbackStore(
-            settings.postgres_dsn.get_secret_value(), schema=schema, pool_timeout=pool_timeout
+            settings.postgres_dsn.get_secret_value(),
+            schema=schema,
+            pool_timeout=pool_timeout,
+            limits=settings.postgres,
         ),
     )

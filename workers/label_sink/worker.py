@@ -98,6 +98,10 @@ def _handler(
 
 def _store(settings: Settings, schema: str | None, pool_timeout: float) -> LabelStore:
     pool = open_pool(
-        settings.postgres_dsn.get_secret_value(), schema=schema, timeout=pool_timeout, autocommit=True
+        settings.postgres_dsn.get_secret_value(),
+        schema=schema,
+        timeout=pool_timeout,
+        autocommit=True,
+        limits=settings.postgres,
     )
     return LabelStore(pool)

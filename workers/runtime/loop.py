@@ -11,6 +11,21 @@ with its reason, and the loop goes on. A dependency that is down (the sink or th
 DependencyUnavailable, or the broker does not acknowledge outputs) is not the message's fault: the
 batch is rewound, every partition is paused, and the batch is retried after a backoff. A message
 is never skipped for it, and since the sink's writes are idempotent upserts, a retry is harmless.
+
+Every other failure is classified here too, so that none crashes the worker into a restart loop:
+- a sink that raises anything else (a bug, an error nobody classified) is treated like a dependency
+  that is down: the batch is paused and retried, with the traceback logged. Dead-lettering would
+  throw good data away for the sink's fault. (A handler that raises is different: the handler is
+  pure, so its failure is the message's, a `handler_error` dead letter.)
+- produce() refusing a message synchronously for what it is (`produce_errors.is_message_fault`,
+  MSG_SIZE_TOO_LARGE, say) dead-letters its input; any other produce error retries the batch.
+- a dead letter too large for the producer or its topic is written with its value cut to its first
+  bytes, and headers that say so (`hitl.dlq.value.truncated`, `.original_bytes`, `.sha256`); if
+  even that is refused, without a value and the original headers.
+- in transactions mode, a failed commit is aborted; if the abort fails too, or the producer's
+  error is fatal (fenced), the producer is replaced by a new one with the same transactional id,
+  which fences the old one and aborts what it left open, and the batch is retried.
+A batch that runs longer than a share of `max.poll.interval.ms` is reported by `BatchWatchdog`.
 """
 
 from __future__ import annotations
@@ -29,15 +44,24 @@ from typing import Any, cast
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from workers.config import Settings
-from workers.contracts import AVRO_CONTENT_TYPE, DecodeError, EncodeError, Event, EventCodec
+from workers.contracts import (
+    AVRO_CONTENT_TYPE,
+    DecodeError,
+    EncodeError,
+    Event,
+    EventCodec,
+    SchemaRegistry,
+)
 from workers.errors import DependencyUnavailable, RejectedEvent
 from workers.logs import log
 from workers.runtime.backoff import Backoff
-from workers.runtime.dead_letters import dead_letter_headers
-from workers.runtime.kafka_config import consumer_config, producer_config
+from workers.runtime.dead_letters import bare_dead_letter, dead_letter_headers, fit_dead_letter
+from workers.runtime.kafka_config import DEAD_LETTER_MAX_MESSAGE_BYTES, consumer_config, producer_config
 from workers.runtime.messages import Headers, headers_of, origin_of
 from workers.runtime.metrics import WorkerMetrics
+from workers.runtime.produce_errors import ProduceRefused, is_fatal, is_message_fault, kafka_error
 from workers.runtime.topics import require_topics
+from workers.runtime.watchdog import BatchWatchdog
 from workers.runtime.worker import Origin, Output, Received, WorkerSpec
 
 logger = logging.getLogger("hitl.runtime")
@@ -49,8 +73,19 @@ OUTPUT_HEADERS: Headers = [("content-type", AVRO_CONTENT_TYPE.encode())]
 ProducerHeaders = list[tuple[str, str | bytes | None]]
 
 
+# librdkafka's default max.poll.interval.ms.
+DEFAULT_MAX_POLL_INTERVAL_MS = 300_000
+
+
 class BatchAborted(Exception):
-    """The batch's outputs were not all acknowledged: its messages must be processed again."""
+    """The batch's outputs were not all acknowledged: its messages must be processed again.
+
+    `fatal` says the producer cannot be used again and must be replaced.
+    """
+
+    def __init__(self, message: str, *, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.fatal = fatal
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +117,9 @@ class Runner:
     ) -> None:
         self.spec = spec
         self.settings = settings
-        self.codec = codec or EventCodec(max_value_bytes=settings.runtime.max_value_bytes)
+        self.codec = codec or EventCodec(
+            SchemaRegistry.load(settings.schemas_dir), max_value_bytes=settings.runtime.max_value_bytes
+        )
         self.metrics = metrics or WorkerMetrics(spec.name)
         self.dead_letter_topic = settings.topics.dead_letter_topic(spec.input_topic)
         self.group_id = settings.group_id(spec.name)
@@ -97,18 +134,26 @@ class Runner:
         self._consumed = self.metrics.consumed.labels(spec.name, spec.input_topic)
         self._handler_seconds = self.metrics.handler_seconds.labels(spec.name)
         self._event_age = self.metrics.event_age_seconds.labels(spec.name)
-        self.consumer = Consumer(
-            consumer_config(settings, self.group_id, stats_cb=self.metrics.record_statistics)
+        consumer_settings = consumer_config(settings, self.group_id, stats_cb=self.metrics.record_statistics)
+        self.consumer = Consumer(consumer_settings)
+        max_poll_interval = int(consumer_settings.get("max.poll.interval.ms", DEFAULT_MAX_POLL_INTERVAL_MS))
+        self._watchdog = BatchWatchdog(
+            self.metrics, spec.name, max_poll_interval / 1000 * settings.runtime.stall_warning_share
         )
-        transactional_id = f"{self.group_id}-{uuid.uuid4().hex[:12]}" if self.transactional else None
-        self.producer = Producer(
-            producer_config(
-                settings,
-                transactional_id=transactional_id,
-                on_delivery=self._on_delivery_failure,
-                **{"delivery.report.only.error": True},
-            )
+        self.transactional_id = f"{self.group_id}-{uuid.uuid4().hex[:12]}" if self.transactional else None
+        self._producer_config = producer_config(
+            settings,
+            transactional_id=self.transactional_id,
+            on_delivery=self._on_delivery_failure,
+            **{"delivery.report.only.error": True},
         )
+        # The largest dead letter both the producer and the dead-letter topic take.
+        self._dead_letter_limit = min(
+            DEAD_LETTER_MAX_MESSAGE_BYTES, int(self._producer_config["message.max.bytes"])
+        )
+        self.producer = Producer(self._producer_config)
+        self._producer_ready = not self.transactional
+        self._in_transaction = False
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -130,6 +175,8 @@ class Runner:
         )
         if self.transactional:
             self.producer.init_transactions(30)
+            self._producer_ready = True
+        self._watchdog.start()
         self.consumer.subscribe(
             [self.spec.input_topic],
             on_assign=self._on_assign,
@@ -152,6 +199,7 @@ class Runner:
             self._close()
 
     def _close(self) -> None:
+        self._watchdog.stop()
         remaining = self.producer.flush(self.settings.runtime.shutdown_timeout_seconds)
         self.consumer.close()
         if self.spec.sink is not None:
@@ -164,22 +212,58 @@ class Runner:
         consumed = [message for message in messages if not self._is_consumer_error(message)]
         if not consumed:
             return
+        self._watchdog.batch_started()
+        try:
+            self._handle_batch(consumed)
+        finally:
+            self._watchdog.batch_finished()
+
+    def _handle_batch(self, consumed: Sequence[Message]) -> None:
+        origins = [origin_of(message) for message in consumed]
         try:
             results = [self._decode_and_handle(message) for message in consumed]
             self._write_to_sink(results)
         except DependencyUnavailable as error:
             # Nothing of this batch has been produced yet: all of it is retried.
-            self._retry_later([origin_of(message) for message in consumed], error)
+            self._retry_later(origins, error)
             return
-        if self.transactional:
-            self.producer.begin_transaction()
-        for result in results:
-            if result.rejection is not None:
-                self._dead_letter(result, *result.rejection)
-            else:
-                for output in result.outputs:
-                    self._send(output.topic, output.key, output.value, OUTPUT_HEADERS, reason=None)
+        except Exception as error:
+            # Not the message's fault as far as anyone knows: a bug of the sink must not throw good
+            # data away, nor crash the worker into a restart loop. Retried, loudly.
+            logger.exception("sink failed", extra={"fields": {"worker": self.spec.name}})
+            self._retry_later(origins, error)
+            return
+        try:
+            self._produce(results)
+        except BatchAborted as error:
+            self._abandon(error)
+            self._retry_later(origins, error)
+            return
         self._commit_or_rewind(results)
+
+    def _produce(self, results: Sequence[Processed]) -> None:
+        if self.transactional:
+            self._begin_transaction()
+        for result in results:
+            if result.rejection is None:
+                try:
+                    for output in result.outputs:
+                        self._send(output.topic, output.key, output.value, OUTPUT_HEADERS, reason=None)
+                    continue
+                except ProduceRefused as error:
+                    # Outputs of this message produced before the refused one stay (at least once).
+                    result.rejection = ("output_refused", error)
+            self._dead_letter(result, *result.rejection)
+
+    def _begin_transaction(self) -> None:
+        try:
+            if not self._producer_ready:
+                self.producer.init_transactions(30)
+                self._producer_ready = True
+            self.producer.begin_transaction()
+        except KafkaException as error:
+            raise BatchAborted(f"no transaction: {error}", fatal=is_fatal(kafka_error(error))) from error
+        self._in_transaction = True
 
     def _decode_and_handle(self, message: Message) -> Processed:
         origin = origin_of(message)
@@ -240,7 +324,17 @@ class Runner:
         headers = dead_letter_headers(
             headers_of(message), origin, worker=self.spec.name, reason=reason, error=error
         )
-        self._send(self.dead_letter_topic, message.key(), message.value(), headers, reason=reason)
+        key, original = message.key(), message.value()
+        value, fitted = fit_dead_letter(key, original, headers, self._dead_letter_limit)
+        try:
+            self._send(self.dead_letter_topic, key, value, fitted, reason=reason)
+        except ProduceRefused:
+            value, bare = bare_dead_letter(original, headers)
+            try:
+                self._send(self.dead_letter_topic, key, value, bare, reason=reason)
+            except ProduceRefused as refused:
+                # Nowhere to put it: never skip a message silently; retry and let hitl_paused show it.
+                raise BatchAborted(f"the dead letter was refused: {refused}") from refused
 
     def _send(
         self,
@@ -257,6 +351,11 @@ class Runner:
             except BufferError:
                 # The producer's queue is full: let deliveries drain, then try again.
                 self.producer.poll(0.1)
+            except KafkaException as exception:
+                error = kafka_error(exception)
+                if is_message_fault(error) and error is not None:
+                    raise ProduceRefused(error) from exception
+                raise BatchAborted(f"produce failed: {exception}", fatal=is_fatal(error)) from exception
         self._sent[(topic, reason)] += 1
 
     def _on_delivery_failure(self, error: KafkaError | None, _message: Message) -> None:
@@ -278,8 +377,8 @@ class Runner:
         try:
             self._commit(origins)
         except BatchAborted as error:
-            self._sent.clear()
-            self._retry_later(origins, DependencyUnavailable(str(error)))
+            self._abandon(error)
+            self._retry_later(origins, error)
             return
         self._count_acknowledged()
         self._backoff.reset()
@@ -299,13 +398,18 @@ class Runner:
                     )
                 self.producer.commit_transaction(60)
             except KafkaException as error:
-                self.producer.abort_transaction(60)
-                raise BatchAborted(f"transaction aborted: {error}") from error
+                raise BatchAborted(
+                    f"transaction not committed: {error}", fatal=is_fatal(kafka_error(error))
+                ) from error
+            self._in_transaction = False
             return
         unacknowledged = self.producer.flush(120)
         if unacknowledged or self._delivery_errors:
             errors, self._delivery_errors = self._delivery_errors, []
-            raise BatchAborted(f"{unacknowledged} outputs unacknowledged, delivery errors: {errors[:3]}")
+            raise BatchAborted(
+                f"{unacknowledged} outputs unacknowledged, delivery errors: {errors[:3]}",
+                fatal=any(error.fatal() for error in errors),
+            )
         if offsets:
             try:
                 self.consumer.commit(offsets=offsets, asynchronous=False)
@@ -313,14 +417,46 @@ class Runner:
                 # Outputs are acknowledged; the worst outcome is that this batch is processed again.
                 log(logger, "commit_failed", logging.WARNING, worker=self.spec.name, error=str(error))
 
-    def _retry_later(self, unfinished: Sequence[Origin], error: DependencyUnavailable) -> None:
+    def _abandon(self, error: BatchAborted) -> None:
+        """Forgets what the aborted batch produced: aborts its transaction, or replaces a producer
+        that cannot go on."""
+        self._sent.clear()
+        self._delivery_errors.clear()
+        if self.transactional and self._in_transaction and not error.fatal:
+            try:
+                self.producer.abort_transaction(60)
+                self._in_transaction = False
+                return
+            except KafkaException as abort_error:
+                log(logger, "abort_failed", logging.WARNING, worker=self.spec.name, error=str(abort_error))
+        if error.fatal or self._in_transaction:
+            self._replace_producer()
+
+    def _replace_producer(self) -> None:
+        old, self.producer = self.producer, Producer(self._producer_config)
+        # What the old producer still holds is abandoned: the batch is produced again.
+        try:
+            old.purge()
+            old.flush(0)
+        except KafkaException as error:
+            log(logger, "purge_failed", logging.WARNING, worker=self.spec.name, error=str(error))
+        # With the same transactional id, the new producer's init_transactions fences the old one
+        # and aborts the transaction it left open.
+        self._producer_ready = not self.transactional
+        self._in_transaction = False
+        self.metrics.producer_replaced.labels(self.spec.name).inc()
+        log(logger, "producer_replaced", logging.WARNING, worker=self.spec.name)
+
+    def _retry_later(self, unfinished: Sequence[Origin], error: Exception) -> None:
         """Rewinds every partition to its first unfinished message and pauses consumption."""
         for partition in _first_offsets(unfinished):
             self.consumer.seek(partition)
-        delay = self._backoff.next_delay(at_least=error.retry_after)
+        retry_after = error.retry_after if isinstance(error, DependencyUnavailable) else None
+        delay = self._backoff.next_delay(at_least=retry_after)
         self._paused_until = time.monotonic() + delay
         self.consumer.pause(self.consumer.assignment())
-        self.metrics.retries.labels(self.spec.name, type(error).__name__).inc()
+        reason = "DependencyUnavailable" if isinstance(error, BatchAborted) else type(error).__name__
+        self.metrics.retries.labels(self.spec.name, reason).inc()
         self.metrics.paused.labels(self.spec.name).set(1)
         log(
             logger,

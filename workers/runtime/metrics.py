@@ -67,6 +67,24 @@ class WorkerMetrics:
         self.paused = Gauge(
             "hitl_paused", "1 while consumption is paused for a retry", ["worker"], registry=self.registry
         )
+        self.batch_in_progress_seconds = Gauge(
+            "hitl_batch_in_progress_seconds",
+            "How long the batch in hand has been processed; 0 between batches",
+            ["worker"],
+            registry=self.registry,
+        )
+        self.batch_stalled = Gauge(
+            "hitl_batch_stalled",
+            "1 while the batch in hand has run longer than a share of max.poll.interval.ms",
+            ["worker"],
+            registry=self.registry,
+        )
+        self.producer_replaced = Counter(
+            "hitl_producer_replaced",
+            "Producers replaced after a fatal error or a failed transaction abort",
+            ["worker"],
+            registry=self.registry,
+        )
 
     def serve(self, port: int) -> int:
         """Serves /metrics over HTTP; returns the port (useful when `port` is 0)."""
