@@ -53,7 +53,7 @@ from workers.runtime.kafka_config import consumer_config, producer_config  # noq
 from workers.runtime.loop import Runner  # noqa: E402
 from workers.runtime.metrics import WorkerMetrics  # noqa: E402
 from workers.runtime.topics import dead_letter_topic_config  # noqa: E402
-from workers.runtime.worker import Origin, Output  # noqa: E402
+from workers.runtime.worker import HandlerResult, Origin  # noqa: E402
 
 PARTITIONS = 6
 POLICY_FILE = REPO / "deploy" / "policies" / "bands.toml"
@@ -231,10 +231,13 @@ def band_router_loop(settings: Settings, count: int, expected_outputs: int, prof
     spec = band_router(settings)
     first_event: list[Clocks] = []
 
-    def timed(event: Event, origin: Origin) -> Iterable[Output]:
+    handler = spec.handler
+    assert handler is not None
+
+    def timed(event: Event, origin: Origin) -> HandlerResult:
         if not first_event:
             first_event.append(Clocks.now())
-        return spec.handler(event, origin)
+        return handler(event, origin)
 
     runner = Runner(dataclasses.replace(spec, handler=timed), settings)
     outputs = [settings.topics.decisions, settings.topics.review_tasks]

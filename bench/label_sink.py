@@ -53,9 +53,9 @@ from workers.contracts import (
     ReviewResolution,
     TaskKind,
 )
-from workers.label_sink.store import TABLES, LabelStore, Table, map_received, rows_of
+from workers.label_sink.store import TABLES, LabelStore, Table, mapped_of, rows_of
 from workers.label_sink.worker import label_sink_spec
-from workers.runtime.worker import Origin, Received
+from workers.runtime.worker import Origin, Processed
 from workers.storage.migrations import migrate
 from workers.storage.postgres import open_pool
 
@@ -104,7 +104,7 @@ OUTCOMES = {
 }
 
 
-def resolutions(kind: TaskKind, count: int) -> list[Received]:
+def resolutions(kind: TaskKind, count: int) -> list[Processed]:
     received = []
     for index in range(count):
         source = source_event(kind, index)
@@ -118,7 +118,7 @@ def resolutions(kind: TaskKind, count: int) -> list[Received]:
             resolved_at=T0 + timedelta(seconds=index),
             source=source,
         )
-        received.append(Received(resolution, Origin("hitl.review.resolved", index % 6, index, T0)))
+        received.append(Processed(resolution, Origin("hitl.review.resolved", index % 6, index, T0)))
     return received
 
 
@@ -134,7 +134,7 @@ def fresh_schema(dsn: str) -> Iterator[str]:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def batches(items: Sequence[Received], size: int) -> list[Sequence[Received]]:
+def batches(items: Sequence[Processed], size: int) -> list[Sequence[Processed]]:
     return [items[start : start + size] for start in range(0, len(items), size)]
 
 
@@ -152,7 +152,7 @@ class SinkTimes:
     replay: float = 0.0
 
 
-def bench_sink(dsn: str, received: Sequence[Received], batch: int) -> SinkTimes:
+def bench_sink(dsn: str, received: Sequence[Processed], batch: int) -> SinkTimes:
     times = SinkTimes()
     parts = batches(received, batch)
     with fresh_schema(dsn) as schema:
@@ -182,13 +182,13 @@ def bench_sink(dsn: str, received: Sequence[Received], batch: int) -> SinkTimes:
     return times
 
 
-def bench_raw_copy(dsn: str, received: Sequence[Received], batch: int) -> float:
+def bench_raw_copy(dsn: str, received: Sequence[Processed], batch: int) -> float:
     """Seconds to COPY the sink's rows (built beforehand) into their tables, batch by batch."""
     parts = []
     for start in range(0, len(received), batch):
         by_table: dict[Table, list[tuple[object, ...]]] = {}
         for item in received[start : start + batch]:
-            for table, row in rows_of(map_received(item)).items():
+            for table, row in rows_of(mapped_of(item)).items():
                 by_table.setdefault(table, []).append(row)
         parts.append(by_table)
     with fresh_schema(dsn) as schema, psycopg.connect(dsn, options=f"-c search_path={schema}") as conn:

@@ -27,10 +27,10 @@ from confluent_kafka.cimpl import NewTopic
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from workers.config import Settings, load_settings
-from workers.contracts import Event, Item, ModelInfo, Prediction, default_codec, encode
+from workers.contracts import Item, ModelInfo, Prediction, default_codec, encode
 from workers.runtime.kafka_config import consumer_config, producer_config
 from workers.runtime.loop import Runner
-from workers.runtime.worker import Origin, Output, WorkerSpec
+from workers.runtime.worker import Origin, WorkerSpec
 
 PARTITIONS = 6
 
@@ -115,11 +115,10 @@ def bare_loop(
 
 
 def runtime_loop(settings: Settings, source: str, target: str, count: int) -> float:
-    def pass_through(event: Event, _origin: Origin) -> list[Output]:
-        assert isinstance(event, Prediction)
-        return [Output(target, str(event.event_id), event)]
+    def pass_through(event: Prediction, _origin: Origin) -> list[Prediction]:
+        return [event]
 
-    spec = WorkerSpec("bench-passthrough", source, (Prediction,), pass_through, (target,))
+    spec = WorkerSpec("bench-passthrough", source, (Prediction,), pass_through, {Prediction: target})
     runner = Runner(spec, settings)
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()

@@ -19,7 +19,7 @@ from tests.support.services import REPO_DIR
 from workers.argilla_bridge.adapter import ArgillaAdapter
 from workers.argilla_bridge.publisher import ArgillaSink
 from workers.config import Settings
-from workers.runtime.worker import Origin, Received
+from workers.runtime.worker import Origin, Processed
 
 SCREENSHOT = REPO_DIR / "artifacts" / "argilla-moderation-record.png"
 
@@ -50,7 +50,7 @@ def test_an_annotator_sees_the_items_text_and_the_models_suggestion(
 ) -> None:
     task = moderation_task(7)
     sink = ArgillaSink(ArgillaAdapter(settings), settings.argilla_bridge)
-    assert sink.write([Received(task, Origin(settings.topics.review_tasks, 0, 0, None))]) == {}
+    assert sink.write([Processed(task, Origin(settings.topics.review_tasks, 0, 0, None))]) == {}
     sink.close()
     dataset = dataset_of(argilla_client, argilla_workspace, settings, task)
     text = task.source.item.text  # type: ignore[union-attr]

@@ -177,10 +177,10 @@ def test_the_worker_routes_with_the_reloaded_policy(tmp_path: Path) -> None:
     origin = Origin("hitl.predictions", 0, 0, None)
     event = prediction(scores={"toxic": 0.85})
 
-    (before,) = spec.handler(event, origin)
+    (before,) = spec.handle(event, origin).outputs
     rewrite(path, policy_text("v2", high=0.9))
     os.kill(os.getpid(), signal.SIGHUP)
-    (after,) = spec.handler(event, origin)
+    (after,) = spec.handle(event, origin).outputs
 
     assert before.topic == "hitl.decisions"
     assert after.topic == "hitl.review.tasks"

@@ -16,7 +16,7 @@ from workers.errors import ConfigError
 from workers.extraction_validator import ExtractionSchema, ExtractionSchemas, UnknownSchema, extraction_schema
 from workers.extraction_validator.examples import Invoice, Resume
 from workers.extraction_validator.worker import extraction_validator
-from workers.runtime.worker import Origin, Output
+from workers.runtime.worker import Origin, Routed
 
 EXAMPLES = "workers.extraction_validator.examples"
 USER_MODULE = "tests.extraction_validator.user_schemas"
@@ -29,8 +29,8 @@ LABEL = {
 }
 
 
-def handle(settings: Settings, event: Event) -> list[Output]:
-    return list(extraction_validator(settings).handler(event, ORIGIN))
+def handle(settings: Settings, event: Event) -> list[Routed]:
+    return list(extraction_validator(settings).handle(event, ORIGIN).outputs)
 
 
 def test_the_default_settings_register_the_examples() -> None:

@@ -20,15 +20,15 @@ from tests.feedback_triage.events import T0, answer_key, feedback
 from tests.support.sinks import write_when_back
 from workers.contracts import Feedback, Rating, RetrievedContext
 from workers.errors import DependencyUnavailable
-from workers.runtime.worker import Origin, Received
+from workers.runtime.worker import Origin, Processed
 from workers.storage.migrations import available_migrations
 from workers.storage.postgres import REFUSED_REASON
 
 TOPIC = "hitl.feedback"
 
 
-def received(events: list[Feedback], first_offset: int = 0) -> list[Received]:
-    return [Received(event, Origin(TOPIC, 2, first_offset + n, None)) for n, event in enumerate(events)]
+def received(events: list[Feedback], first_offset: int = 0) -> list[Processed]:
+    return [Processed(event, Origin(TOPIC, 2, first_offset + n, None)) for n, event in enumerate(events)]
 
 
 def test_every_field_is_stored_and_a_replay_changes_nothing(

@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.feedback_triage.events import feedback
+from workers.config import Topics
 from workers.contracts import Rating, ReviewReason, ReviewTask, Suggestion, TaskKind
-from workers.feedback_triage.triage import Priority, TriagePolicy, in_sample, triage
+from workers.feedback_triage.triage import Priority, in_sample, triage
+from workers.feedback_triage.worker import outputs
 
 NOW = datetime(2026, 3, 1, 13, 0, tzinfo=UTC)
 TOPIC = "hitl.review.tasks"
@@ -42,14 +44,14 @@ def test_routing(
     rate = 0.3
     event = feedback(event_id=first_id(sampled, rate), rating=rating, comment=comment)
 
-    outputs = triage(event, TriagePolicy(TOPIC, rate), NOW)
+    tasks = triage(event, rate, NOW)
 
     if expected is None:
-        assert outputs == []
+        assert tasks == []
         return
-    [output] = outputs
-    assert (output.topic, output.key) == (TOPIC, str(event.event_id))
-    assert output.event == ReviewTask(
+    [task] = tasks
+    assert (outputs(Topics())[type(task)], task.key) == (TOPIC, str(event.event_id))
+    assert task == ReviewTask(
         task_id=event.event_id,
         kind=TaskKind.RAG_ANSWER,
         reason=expected[0],
@@ -80,11 +82,7 @@ def test_the_choice_depends_on_the_event_id_alone() -> None:
     rate = 0.2
     for event_id in IDS[:300]:
         choices = {
-            bool(
-                triage(
-                    feedback(event_id=event_id, rating=Rating.UP, **fields), TriagePolicy(TOPIC, rate), NOW
-                )
-            )
+            bool(triage(feedback(event_id=event_id, rating=Rating.UP, **fields), rate, NOW))
             for fields in (
                 {},
                 {"comment": "Nice", "user_id": None},

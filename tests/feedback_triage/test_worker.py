@@ -20,8 +20,8 @@ from tests.runtime.conftest import running
 from tests.support.kafka import Message, Received, produce, read_topic
 from workers.config import FeedbackTriageSettings, Runtime, Settings, Topics, load_settings
 from workers.contracts import Feedback, Rating, RetrievedContext, ReviewTask, decode, encode, to_json
-from workers.feedback_triage.triage import TriagePolicy, triage
-from workers.feedback_triage.worker import NAME, feedback_triage_spec
+from workers.feedback_triage.triage import triage
+from workers.feedback_triage.worker import NAME, feedback_triage
 from workers.runtime.dead_letters import read_dead_letter_headers
 from workers.runtime.loop import Runner
 from workers.runtime.topics import dead_letter_topic_config
@@ -70,12 +70,10 @@ TaskCount = Counter[tuple[str, ReviewTask]]
 
 
 def expected_tasks(sent: Iterable[Feedback], topics: TriageTopics) -> TaskCount:
-    policy = TriagePolicy(topics.review_tasks, RATE)
     tasks: TaskCount = Counter()
     for event in sent:
-        for output in triage(event, policy, CREATED):
-            assert isinstance(output.event, ReviewTask)
-            tasks[(output.key, output.event)] += 1
+        for task in triage(event, RATE, CREATED):
+            tasks[(task.key, task)] += 1
     return tasks
 
 
@@ -154,7 +152,7 @@ def test_every_event_is_stored_once_and_the_right_ones_go_to_review(
     produce(kafka_bootstrap, topics.feedback, messages(sent))
     settings = worker_settings(kafka_bootstrap, topics, postgres_dsn)
     started = datetime.now(UTC)
-    with running(feedback_triage_spec(settings, schema=pg_schema), settings):
+    with running(feedback_triage(settings, schema=pg_schema), settings):
         tasks = read_topic(kafka_bootstrap, topics.review_tasks, expect=expected.total())
         wait_for(lambda: row_count(pg_connection) >= len(unique), "every event stored")
         dead = read_topic(kafka_bootstrap, topics.dead_letters, expect=0, settle=0.5)
@@ -205,7 +203,7 @@ def test_a_row_postgres_refuses_is_dead_lettered_with_its_message_and_the_rest_i
 
     settings = worker_settings(kafka_bootstrap, topics, postgres_dsn)
     started = datetime.now(UTC)
-    with running(feedback_triage_spec(settings, schema=pg_schema), settings):
+    with running(feedback_triage(settings, schema=pg_schema), settings):
         dead = read_topic(kafka_bootstrap, topics.dead_letters, expect=2)
         tasks = read_topic(kafka_bootstrap, topics.review_tasks, expect=len(good))
 
@@ -251,7 +249,7 @@ def test_while_postgres_is_unreachable_the_worker_pauses_and_retries_and_then_lo
     before = [feedback(rating=Rating.DOWN, session_id=f"before-{n}") for n in range(20)]
     during = voting_scenario(200, seed=11)
     settings = worker_settings(kafka_bootstrap, topics, proxied_postgres.dsn)
-    spec = feedback_triage_spec(settings, schema=pg_schema, pool_timeout=1.0)
+    spec = feedback_triage(settings, schema=pg_schema, pool_timeout=1.0)
 
     with running(spec, settings) as runner:
         produce(kafka_bootstrap, topics.feedback, messages(before))

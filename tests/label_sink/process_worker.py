@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 
 from workers.config import Settings
-from workers.label_sink.worker import label_sink_spec
+from workers.label_sink.worker import label_sink
 from workers.runtime.worker import WorkerSpec
 
 
 def label_sink_in_test_schema(settings: Settings) -> WorkerSpec:
-    return label_sink_spec(settings, schema=os.environ["HITL_TEST_LABEL_SINK_SCHEMA"])
+    return label_sink(settings, schema=os.environ["HITL_TEST_LABEL_SINK_SCHEMA"])

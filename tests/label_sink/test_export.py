@@ -30,7 +30,7 @@ from workers.contracts import (
     TaskKind,
 )
 from workers.label_sink.export import DEFAULT_SYSTEM_PROMPT, Format, export_examples, parse_since
-from workers.runtime.worker import Origin, Received
+from workers.runtime.worker import Origin, Processed
 
 SINCE = T0 + timedelta(days=1)
 
@@ -114,7 +114,7 @@ EXPECTED_JSONL = {
 
 @pytest.fixture
 def stored_examples(make_store: StoreFactory) -> None:
-    batch = [Received(e, Origin("hitl.review.resolved", 0, n, None)) for n, e in enumerate(known_events())]
+    batch = [Processed(e, Origin("hitl.review.resolved", 0, n, None)) for n, e in enumerate(known_events())]
     assert make_store().write(batch) == {}
 
 

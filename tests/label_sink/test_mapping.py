@@ -19,14 +19,20 @@ from workers.contracts import (
     encode,
 )
 from workers.label_sink.mapping import EXAMPLE_NAMESPACE, example_id, from_decision, from_resolution
-from workers.label_sink.worker import _handler, _map_decision, _map_resolution
-from workers.runtime.worker import Origin, Output
+from workers.label_sink.worker import handle_decision, handle_resolution
+from workers.runtime.worker import Origin, Routed, WorkerSpec
 
 ORIGIN = Origin("hitl.review.resolved", 4, 1234, T0 + timedelta(hours=2))
 
 
-def handle_resolution(event: object, origin: Origin = ORIGIN) -> list[Output]:
-    return _handler("examples", _map_resolution)(event, origin)  # type: ignore[arg-type]
+def routed(handler: object, event: object, origin: Origin = ORIGIN) -> list[Routed]:
+    """The handler's outputs as the runtime routes them, to a topic named `examples`."""
+    spec = WorkerSpec("label-sink", "in", (), handler, {TrainingExample: "examples"})  # type: ignore[arg-type]
+    return list(spec.handle(event, origin).outputs)  # type: ignore[arg-type]
+
+
+def routed_resolution(event: object, origin: Origin = ORIGIN) -> list[Routed]:
+    return routed(handle_resolution, event, origin)
 
 
 def test_the_example_id_is_uuid5_of_the_label_source_and_the_event_id() -> None:
@@ -37,7 +43,7 @@ def test_the_example_id_is_uuid5_of_the_label_source_and_the_event_id() -> None:
 
 def test_a_moderation_label_becomes_an_example_with_its_lineage() -> None:
     source = prediction(7)
-    [output] = handle_resolution(resolution(source))
+    [output] = routed_resolution(resolution(source))
 
     assert output.topic == "examples"
     assert output.key == str(example_id(LabelSource.HUMAN, source.event_id))
@@ -75,7 +81,7 @@ def test_a_moderation_label_becomes_an_example_with_its_lineage() -> None:
 
 
 def test_rag_and_extraction_documents() -> None:
-    rag = handle_resolution(resolution(feedback(1)))[0].event
+    rag = routed_resolution(resolution(feedback(1)))[0].event
     assert isinstance(rag, TrainingExample)
     assert json.loads(rag.input) == {
         "question": "How do I reset my password? (1)",
@@ -94,7 +100,7 @@ def test_rag_and_extraction_documents() -> None:
 
     source = extraction(2)
     corrected = '{"total": 120.5, "currency": "EUR", "due": "2026-04-01"}'
-    event = handle_resolution(resolution(source))[0].event
+    event = routed_resolution(resolution(source))[0].event
     assert isinstance(event, TrainingExample)
     assert json.loads(event.input) == {
         "document": {"id": "invoice-2", "text": "Invoice 2: total 120.50 EUR, due 2026-04-01"},
@@ -107,27 +113,27 @@ def test_rag_and_extraction_documents() -> None:
 
 def test_a_discarded_review_is_recorded_but_is_no_example() -> None:
     discarded = resolution(prediction(), status=ResolutionStatus.DISCARDED)
-    assert handle_resolution(discarded) == []
+    assert routed_resolution(discarded) == []
     mapped = from_resolution(discarded, ORIGIN)
     assert mapped.example is None and mapped.discard == discarded
 
 
 def test_the_same_message_always_maps_to_the_same_example() -> None:
     event = resolution(extraction())
-    assert handle_resolution(event) == handle_resolution(event)
+    assert routed_resolution(event) == routed_resolution(event)
     assert from_resolution(event, ORIGIN) == from_resolution(event, ORIGIN)
 
 
 def test_without_a_message_timestamp_created_at_is_the_label_time() -> None:
     event = resolution(prediction())
-    [output] = handle_resolution(event, Origin("t", 0, 0, None))
+    [output] = routed_resolution(event, Origin("t", 0, 0, None))
     assert isinstance(output.event, TrainingExample)
     assert output.event.created_at == event.resolved_at
 
 
 def test_an_automatic_decision_is_an_auto_example_apart_from_the_human_one() -> None:
     accepted = decision()
-    [output] = _handler("examples", _map_decision)(accepted, ORIGIN)
+    [output] = routed(handle_decision, accepted, ORIGIN)
     example = output.event
     assert isinstance(example, TrainingExample)
     assert example.example_id == example_id(LabelSource.AUTO, accepted.event_id)

@@ -34,15 +34,15 @@ from workers.contracts import (
 )
 from workers.errors import DependencyUnavailable
 from workers.label_sink.mapping import example_id, from_resolution
-from workers.runtime.worker import Origin, Received
+from workers.runtime.worker import Origin, Processed
 from workers.storage.postgres import REFUSED_REASON
 
 TOPIC = "hitl.review.resolved"
 
 
-def received(events: Sequence[Event], first_offset: int = 0, partition: int = 1) -> list[Received]:
+def received(events: Sequence[Event], first_offset: int = 0, partition: int = 1) -> list[Processed]:
     return [
-        Received(event, Origin(TOPIC, partition, first_offset + n, T0 + timedelta(days=1)))
+        Processed(event, Origin(TOPIC, partition, first_offset + n, T0 + timedelta(days=1)))
         for n, event in enumerate(events)
     ]
 
@@ -298,17 +298,15 @@ def test_a_database_down_at_start_is_migrated_at_the_first_write_it_answers(
     assert len(table_rows(pg_connection, "training_examples")) == 1
 
 
-def test_the_handler_s_mapping_is_used_only_for_the_very_same_event(
+def test_the_store_writes_the_handler_s_mapping_and_maps_an_event_given_without_one(
     make_store: StoreFactory, pg_connection: psycopg.Connection
 ) -> None:
     store = make_store()
     origin = Origin(TOPIC, 0, 7, None)
     handled, other = resolution(prediction()), resolution(prediction())
-    store.remember(handled, from_resolution(handled, origin))
 
-    assert store.write([Received(other, origin)]) == {}
-    store.remember(handled, from_resolution(handled, origin))
-    assert store.write([Received(handled, origin)]) == {}
+    assert store.write([Processed(other, origin)]) == {}
+    assert store.write([Processed(handled, origin, effect=from_resolution(handled, origin))]) == {}
 
     assert {row[0] for row in table_rows(pg_connection, "training_examples")} == {
         example_id(LabelSource.HUMAN, handled.task_id),

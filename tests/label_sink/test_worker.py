@@ -24,7 +24,7 @@ from workers.config import LabelSinkSettings, Settings
 from workers.contracts import Decision, Event, ExtractionOutcome, LabelSource, ReviewResolution, encode
 from workers.errors import ConfigError
 from workers.label_sink.mapping import example_id
-from workers.label_sink.worker import label_sink_decisions, label_sink_decisions_spec, label_sink_spec
+from workers.label_sink.worker import label_sink, label_sink_decisions
 from workers.runtime.dead_letters import read_dead_letter_headers
 from workers.runtime.loop import Runner
 
@@ -69,13 +69,13 @@ def test_replaying_the_topic_with_a_new_consumer_group_changes_no_row(
     produce_events(kafka_bootstrap, sink_topics.resolved, events)
     examples = [e for e in events if e.outcome is not None]
 
-    with running(label_sink_spec(settings, schema=pg_schema), settings):
+    with running(label_sink(settings, schema=pg_schema), settings):
         first_pass = read_topic(kafka_bootstrap, sink_topics.examples, expect=len(examples))
     first = all_rows(pg_connection)
 
     replay_settings = sink_settings(kafka_bootstrap, postgres_dsn, sink_topics)
     assert replay_settings.group_id_prefix != settings.group_id_prefix
-    with running(label_sink_spec(replay_settings, schema=pg_schema), replay_settings) as replay:
+    with running(label_sink(replay_settings, schema=pg_schema), replay_settings) as replay:
         wait_until(
             lambda: metric(replay, "hitl_events_produced_total", topic=sink_topics.examples) >= len(examples),
             "the replay",
@@ -104,7 +104,7 @@ def test_a_refused_row_is_dead_lettered_with_the_database_message(
     produce_events(kafka_bootstrap, sink_topics.resolved, [*good[:10], bad, *good[10:]])
     produced = [e for e in good if e.outcome is not None]
 
-    with running(label_sink_spec(settings, schema=pg_schema), settings):
+    with running(label_sink(settings, schema=pg_schema), settings):
         dead = read_topic(kafka_bootstrap, sink_topics.resolved_dead_letters, expect=1)
         examples = read_topic(kafka_bootstrap, sink_topics.examples, expect=len(produced))
 
@@ -136,7 +136,7 @@ def test_postgres_down_pauses_and_retries_and_every_row_lands_once(
     produced = [e for e in events if e.outcome is not None]
     produce_events(kafka_bootstrap, sink_topics.resolved, events[:100])
 
-    with running(label_sink_spec(settings, schema=pg_schema, pool_timeout=1.0), settings) as runner:
+    with running(label_sink(settings, schema=pg_schema, pool_timeout=1.0), settings) as runner:
         wait_until(lambda: count(pg_connection) == 90, "the first rows")
         proxied_postgres.proxy.cut()
         produce_events(kafka_bootstrap, sink_topics.resolved, events[100:])
@@ -170,7 +170,7 @@ def test_automatic_decisions_become_auto_examples_when_enabled(
 
     decisions = [decision(prediction(i)) for i in range(30)]
     produce_events(kafka_bootstrap, sink_topics.decisions, decisions)
-    with running(label_sink_decisions_spec(settings, schema=pg_schema), settings):
+    with running(label_sink_decisions(settings, schema=pg_schema), settings):
         examples = read_topic(kafka_bootstrap, sink_topics.examples, expect=len(decisions))
 
     expected = {str(example_id(LabelSource.AUTO, d.event_id)).encode() for d in decisions}
@@ -195,8 +195,8 @@ def test_a_trainer_with_only_the_schema_file_reads_every_example(
     expected = 54 + len(decisions)
 
     with (
-        running(label_sink_spec(settings, schema=pg_schema), settings),
-        running(label_sink_decisions_spec(settings, schema=pg_schema), settings),
+        running(label_sink(settings, schema=pg_schema), settings),
+        running(label_sink_decisions(settings, schema=pg_schema), settings),
     ):
         wait_until(lambda: count(pg_connection) == expected, "every row")
         trained = read_training_examples(kafka_bootstrap, sink_topics.examples, SCHEMA_FILE, expect=expected)

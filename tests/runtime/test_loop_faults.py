@@ -21,7 +21,7 @@ from workers.config import Settings
 from workers.contracts import encode
 from workers.errors import RejectedEvent
 from workers.runtime.dead_letters import read_dead_letter_headers
-from workers.runtime.worker import Received
+from workers.runtime.worker import Processed
 
 
 def tuned(settings: Settings, client: Mapping[str, str] | None = None, **runtime: object) -> Settings:
@@ -71,7 +71,7 @@ class OnceBrokenSink:
         self.calls = 0
         self.stored: list[str] = []
 
-    def write(self, batch: Sequence[Received]) -> Mapping[int, RejectedEvent]:
+    def write(self, batch: Sequence[Processed]) -> Mapping[int, RejectedEvent]:
         self.calls += 1
         if self.calls == 1:
             raise RuntimeError("a bug in the sink")
@@ -110,7 +110,7 @@ class GatedSink:
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def write(self, batch: Sequence[Received]) -> Mapping[int, RejectedEvent]:
+    def write(self, batch: Sequence[Processed]) -> Mapping[int, RejectedEvent]:
         ids = {str(item.event.event_id) for item in batch}  # type: ignore[attr-defined]
         if not self.entered.is_set() and (self.gated is None or ids & self.gated):
             self.entered.set()

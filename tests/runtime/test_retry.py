@@ -13,7 +13,7 @@ from tests.support.relay import relay_spec
 from workers.config import Settings
 from workers.contracts import encode
 from workers.errors import DependencyUnavailable, RejectedEvent
-from workers.runtime.worker import Received
+from workers.runtime.worker import Processed
 
 
 class FlakySink:
@@ -24,7 +24,7 @@ class FlakySink:
         self.stored: list[str] = []
         self.closed = False
 
-    def write(self, batch: Sequence[Received]) -> Mapping[int, RejectedEvent]:
+    def write(self, batch: Sequence[Processed]) -> Mapping[int, RejectedEvent]:
         if self.failures_left > 0:
             self.failures_left -= 1
             raise DependencyUnavailable("database unreachable", retry_after=0.2)

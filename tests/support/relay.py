@@ -10,24 +10,23 @@ import os
 from collections.abc import Iterable
 
 from workers.config import Settings
-from workers.contracts import Event, Prediction
+from workers.contracts import Prediction
 from workers.errors import RejectedEvent
-from workers.runtime.worker import Origin, Output, WorkerSpec
+from workers.runtime.worker import Origin, WorkerSpec
 
 
 def relay_spec(input_topic: str, output_topic: str, name: str = "relay") -> WorkerSpec:
-    def handle(event: Event, _origin: Origin) -> Iterable[Output]:
-        assert isinstance(event, Prediction)
+    def handle(event: Prediction, _origin: Origin) -> Iterable[Prediction]:
         if event.task == "reject-me":
             raise RejectedEvent("unroutable_task", f"no route for task {event.task!r}")
-        yield Output(output_topic, str(event.event_id), event)
+        yield event
 
     return WorkerSpec(
         name=name,
         input_topic=input_topic,
         input_types=(Prediction,),
         handler=handle,
-        output_topics=(output_topic,),
+        outputs={Prediction: output_topic},
     )
 
 

@@ -6,11 +6,11 @@ import time
 from collections.abc import Mapping, Sequence
 
 from workers.errors import DependencyUnavailable, RejectedEvent
-from workers.runtime.worker import Received, Sink
+from workers.runtime.worker import Processed, Sink
 
 
 def write_when_back(
-    sink: Sink, batch: Sequence[Received], timeout: float = 60
+    sink: Sink, batch: Sequence[Processed], timeout: float = 60
 ) -> Mapping[int, RejectedEvent]:
     """Retries the write as the runtime would, until the sink's service answers again."""
     deadline = time.monotonic() + timeout

@@ -1,6 +1,6 @@
 """argilla-publisher: review tasks from `hitl.review.tasks` become records in Argilla.
 
-The handler is trivial (it only accepts review tasks); the work is the sink's: each batch is
+A worker whose whole job is the side effect: it has no handler and no outputs, and each batch is
 grouped by dataset and logged with bulk upserts of `publish_batch_size` records, keyed by task id,
 so a replayed task updates its record. Argilla down → DependencyUnavailable (the runtime pauses,
 rewinds and retries the batch); a task Argilla refuses → returned as refused, with Argilla's
@@ -9,15 +9,15 @@ message, and dead-lettered by the runtime.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from workers.argilla_bridge.adapter import ArgillaAdapter, ArgillaRejected, DatasetRef
 from workers.argilla_bridge.datasets import DatasetSpec, dataset_spec_for
 from workers.argilla_bridge.records import RecordItem, record_for
 from workers.config import ArgillaBridgeSettings, Settings
-from workers.contracts import Event, ReviewTask
+from workers.contracts import ReviewTask
 from workers.errors import RejectedEvent
-from workers.runtime.worker import Origin, Output, Received, WorkerSpec
+from workers.runtime.worker import Processed, WorkerSpec
 
 NAME = "argilla-publisher"
 
@@ -27,7 +27,7 @@ class ArgillaSink:
         self.adapter = adapter
         self.bridge = bridge
 
-    def write(self, batch: Sequence[Received]) -> Mapping[int, RejectedEvent]:
+    def write(self, batch: Sequence[Processed]) -> Mapping[int, RejectedEvent]:
         # The SDK builds dataset settings (fields, questions) against its default client, which is
         # the first client made in the process: connect before building any.
         self.adapter.client  # noqa: B018
@@ -73,19 +73,10 @@ class ArgillaSink:
         self.adapter.close()
 
 
-def _accept(_event: Event, _origin: Origin) -> Iterable[Output]:
-    return ()
-
-
-def publisher_spec(settings: Settings, adapter: ArgillaAdapter | None = None) -> WorkerSpec:
+def argilla_publisher(settings: Settings, adapter: ArgillaAdapter | None = None) -> WorkerSpec:
     return WorkerSpec(
         name=NAME,
         input_topic=settings.topics.review_tasks,
         input_types=(ReviewTask,),
-        handler=_accept,
         sink=ArgillaSink(adapter or ArgillaAdapter(settings), settings.argilla_bridge),
     )
-
-
-def argilla_publisher(settings: Settings) -> WorkerSpec:
-    return publisher_spec(settings)

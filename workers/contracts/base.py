@@ -25,7 +25,23 @@ class Record(BaseModel):
 
 
 class Event(Record):
-    """A record that is the whole value of a Kafka message and has its own `.avsc` file."""
+    """A record that is the whole value of a Kafka message and has its own `.avsc` file.
+
+    `ID_FIELD` names the field that identifies it (the idempotency key, and its outputs' default
+    key); `TIME_FIELD` the field that says when it happened.
+    """
+
+    ID_FIELD: ClassVar[str] = "event_id"
+    TIME_FIELD: ClassVar[str] = "occurred_at"
+
+    @property
+    def key(self) -> str:
+        return str(getattr(self, self.ID_FIELD))
+
+    @property
+    def event_time(self) -> datetime:
+        value: datetime = getattr(self, self.TIME_FIELD)
+        return value
 
 
 def _to_utc(value: datetime) -> datetime:

@@ -33,6 +33,7 @@ class Band(Record):
 
 class Decision(Event):
     AVRO_NAME: ClassVar[str] = "io.hitl.events.Decision"
+    TIME_FIELD: ClassVar[str] = "decided_at"
 
     event_id: UUID
     label: str
@@ -71,6 +72,7 @@ class Lineage(Record):
 
 class TrainingExample(Event):
     AVRO_NAME: ClassVar[str] = "io.hitl.events.TrainingExample"
+    ID_FIELD: ClassVar[str] = "example_id"
 
     example_id: UUID
     kind: TaskKind

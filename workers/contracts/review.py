@@ -70,6 +70,8 @@ class Suggestion(Record):
 
 class ReviewTask(Event):
     AVRO_NAME: ClassVar[str] = "io.hitl.events.ReviewTask"
+    ID_FIELD: ClassVar[str] = "task_id"
+    TIME_FIELD: ClassVar[str] = "created_at"
 
     task_id: UUID
     kind: TaskKind
@@ -147,6 +149,8 @@ class ReviewResolution(Event):
     """A resolved review: `outcome` is set when submitted and null when discarded."""
 
     AVRO_NAME: ClassVar[str] = "io.hitl.events.ReviewResolution"
+    ID_FIELD: ClassVar[str] = "task_id"
+    TIME_FIELD: ClassVar[str] = "resolved_at"
 
     task_id: UUID
     kind: TaskKind

@@ -8,15 +8,14 @@ is dead-lettered with reason `unknown_schema`. The schemas are those registered 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from workers.config import Settings, Topics
-from workers.contracts import Event, Extraction, ValidExtraction
+from workers.config import Settings
+from workers.contracts import Extraction, ReviewTask, ValidExtraction
 from workers.extraction_validator.registry import ExtractionSchemas
 from workers.extraction_validator.validation import validate_extraction
 from workers.logs import log
-from workers.runtime.worker import Handler, Origin, Output, WorkerSpec
+from workers.runtime.worker import Handler, Origin, WorkerSpec
 
 NAME = "extraction-validator"
 
@@ -36,17 +35,13 @@ def extraction_validator(settings: Settings) -> WorkerSpec:
         name=NAME,
         input_topic=topics.extractions,
         input_types=(Extraction,),
-        handler=extraction_handler(schemas, topics),
-        output_topics=(topics.extractions_valid, topics.review_tasks),
+        handler=extraction_handler(schemas),
+        outputs={ValidExtraction: topics.extractions_valid, ReviewTask: topics.review_tasks},
     )
 
 
-def extraction_handler(schemas: ExtractionSchemas, topics: Topics) -> Handler:
-    def handle(event: Event, _origin: Origin) -> Iterable[Output]:
-        if not isinstance(event, Extraction):
-            raise TypeError(f"{NAME} handles Extraction events, not {type(event).__name__}")
-        result = validate_extraction(event, schemas, now=datetime.now(UTC))
-        topic = topics.extractions_valid if isinstance(result, ValidExtraction) else topics.review_tasks
-        return [Output(topic, str(event.event_id), result)]
+def extraction_handler(schemas: ExtractionSchemas) -> Handler:
+    def handle(extraction: Extraction, _origin: Origin) -> list[ValidExtraction | ReviewTask]:
+        return [validate_extraction(extraction, schemas, now=datetime.now(UTC))]
 
     return handle

@@ -26,7 +26,7 @@ from psycopg.types.json import Jsonb
 from workers.config import PostgresSettings
 from workers.contracts import Feedback
 from workers.errors import RejectedEvent
-from workers.runtime.worker import Received
+from workers.runtime.worker import Processed
 from workers.storage.postgres import REFUSED, MigratedOnce, connection, open_pool, write_each
 
 logger = logging.getLogger("hitl.feedback_triage")
@@ -86,7 +86,7 @@ class FeedbackStore:
         self._pool = open_pool(dsn, schema=schema, timeout=pool_timeout, autocommit=True, limits=limits)
         self._migrations = MigratedOnce(self._pool)
 
-    def write(self, batch: Sequence[Received]) -> Mapping[int, RejectedEvent]:
+    def write(self, batch: Sequence[Processed]) -> Mapping[int, RejectedEvent]:
         if not batch:
             return {}
         self._migrations.ensure()
@@ -107,7 +107,7 @@ def _insert_row(conn: psycopg.Connection[Any], row: Row) -> None:
     conn.execute(INSERT_ROW, row)
 
 
-def feedback_row(received: Received) -> Row:
+def feedback_row(received: Processed) -> Row:
     feedback = received.event
     if not isinstance(feedback, Feedback):
         raise TypeError(f"the feedback store takes Feedback events, not {type(feedback).__name__}")

@@ -20,13 +20,11 @@ becomes a task (which vote counts is the `feedback_latest_votes` view's business
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
 from uuid import UUID
 
 from workers.contracts import Feedback, Rating, ReviewReason, ReviewTask, Suggestion, TaskKind
-from workers.runtime.worker import Output
 
 
 class Priority(IntEnum):
@@ -37,15 +35,10 @@ class Priority(IntEnum):
     NEGATIVE_WITH_COMMENT = 75
 
 
-@dataclass(frozen=True, slots=True)
-class TriagePolicy:
-    review_topic: str
-    positive_sample_rate: float
-
-
-def triage(feedback: Feedback, policy: TriagePolicy, now: datetime) -> list[Output]:
-    """The review task this feedback calls for, if any, keyed by its event id; `now` is its creation time."""
-    routed = route(feedback, policy.positive_sample_rate)
+def triage(feedback: Feedback, positive_sample_rate: float, now: datetime) -> list[ReviewTask]:
+    """The review task this feedback calls for, if any (its task id is the event id); `now` is its
+    creation time."""
+    routed = route(feedback, positive_sample_rate)
     if routed is None:
         return []
     reason, priority = routed
@@ -58,7 +51,7 @@ def triage(feedback: Feedback, policy: TriagePolicy, now: datetime) -> list[Outp
         suggestion=Suggestion(agent=f"{feedback.model.name}@{feedback.model.version}"),
         created_at=now,
     )
-    return [Output(policy.review_topic, str(feedback.event_id), task)]
+    return [task]
 
 
 def route(feedback: Feedback, positive_sample_rate: float) -> tuple[ReviewReason, Priority] | None:

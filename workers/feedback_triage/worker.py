@@ -9,42 +9,36 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from workers.config import Settings
-from workers.contracts import Event, Feedback
-from workers.errors import RejectedEvent
+from workers.config import Settings, Topics
+from workers.contracts import Event, Feedback, ReviewTask
 from workers.feedback_triage.store import FeedbackStore
-from workers.feedback_triage.triage import TriagePolicy, triage
-from workers.runtime.worker import Origin, Output, WorkerSpec
+from workers.feedback_triage.triage import triage
+from workers.runtime.worker import Origin, WorkerSpec
 
 NAME = "feedback-triage"
 
 
-def feedback_triage(settings: Settings) -> WorkerSpec:
-    """The worker `hitl-workers run feedback-triage` runs."""
-    return feedback_triage_spec(settings)
+def outputs(topics: Topics) -> dict[type[Event], str]:
+    """Where the worker's outputs go: review tasks to `hitl.review.tasks`."""
+    return {ReviewTask: topics.review_tasks}
 
 
-def feedback_triage_spec(
+def feedback_triage(
     settings: Settings, *, schema: str | None = None, pool_timeout: float = 10.0
 ) -> WorkerSpec:
-    """The worker, its table in `schema` (else the DSN's search path); `pool_timeout` bounds the wait
-    for a connection, after which the batch is retried later."""
-    policy = TriagePolicy(
-        review_topic=settings.topics.review_tasks,
-        positive_sample_rate=settings.feedback_triage.positive_sample_rate,
-    )
+    """The worker `hitl-workers run feedback-triage` runs; its table in `schema` (else the DSN's
+    search path); `pool_timeout` bounds the wait for a connection, after which the batch is retried."""
+    rate = settings.feedback_triage.positive_sample_rate
 
-    def handle(event: Event, _origin: Origin) -> list[Output]:
-        if not isinstance(event, Feedback):
-            raise RejectedEvent("wrong_event_type", f"expected a Feedback, got {type(event).__name__}")
-        return triage(event, policy, datetime.now(UTC))
+    def handle(feedback: Feedback, _origin: Origin) -> list[ReviewTask]:
+        return triage(feedback, rate, datetime.now(UTC))
 
     return WorkerSpec(
         name=NAME,
         input_topic=settings.topics.feedback,
         input_types=(Feedback,),
         handler=handle,
-        output_topics=(settings.topics.review_tasks,),
+        outputs=outputs(settings.topics),
         sink=FeedbackStore(
             settings.postgres_dsn.get_secret_value(),
             schema=schema,

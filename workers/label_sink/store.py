@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from workers.contracts import Decision, Event, ReviewResolution
+from workers.contracts import Decision, ReviewResolution
 from workers.errors import RejectedEvent
 from workers.label_sink.mapping import (
     Mapped,
@@ -37,13 +37,10 @@ from workers.label_sink.mapping import (
     from_resolution,
     rag_review_row,
 )
-from workers.runtime.worker import Origin, Received
+from workers.runtime.worker import Processed
 from workers.storage.postgres import REFUSED, MigratedOnce, connection, write_each
 
 logger = logging.getLogger("hitl.label_sink")
-
-# More mappings than the largest batch: `remember` starts afresh beyond it, whatever was not taken.
-MAX_REMEMBERED = 200_000
 
 Row = tuple[Any, ...]
 
@@ -177,12 +174,15 @@ def rows_of(mapped: Mapped) -> dict[Table, Row]:
     return rows
 
 
-def map_received(received: Received) -> Mapped:
-    event = received.event
+def mapped_of(processed: Processed) -> Mapped:
+    """What the handler mapped the event to; mapped here when the store is used on its own."""
+    if isinstance(processed.effect, Mapped):
+        return processed.effect
+    event = processed.event
     if isinstance(event, ReviewResolution):
-        return from_resolution(event, received.origin)
+        return from_resolution(event, processed.origin)
     if isinstance(event, Decision):
-        return from_decision(event, received.origin)
+        return from_decision(event, processed.origin)
     raise TypeError(f"the label sink takes ReviewResolution and Decision events, not {type(event).__name__}")
 
 
@@ -191,22 +191,15 @@ class LabelStore:
 
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
-        self._remembered: dict[Origin, tuple[Event, Mapped]] = {}
         # Connections whose session has the staging tables (temporary tables live as long as it).
         self._staged: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
         self._migrations = MigratedOnce(pool)
 
-    def remember(self, event: Event, mapped: Mapped) -> None:
-        """Keeps what the handler made of a message, so that `write` does not map it a second time."""
-        if len(self._remembered) >= MAX_REMEMBERED:
-            self._remembered.clear()
-        self._remembered[mapped.origin] = (event, mapped)
-
-    def write(self, batch: Sequence[Received]) -> Mapping[int, RejectedEvent]:
+    def write(self, batch: Sequence[Processed]) -> Mapping[int, RejectedEvent]:
         if not batch:
             return {}
         self._migrations.ensure()
-        rows = [rows_of(self._mapped(received)) for received in batch]
+        rows = [rows_of(mapped_of(processed)) for processed in batch]
         with connection(self._pool) as conn:
             self._create_staging_tables(conn)
             try:
@@ -219,12 +212,6 @@ class LabelStore:
 
     def close(self) -> None:
         self._pool.close()
-
-    def _mapped(self, received: Received) -> Mapped:
-        remembered = self._remembered.pop(received.origin, None)
-        if remembered is not None and remembered[0] is received.event:
-            return remembered[1]
-        return map_received(received)
 
     def _create_staging_tables(self, conn: psycopg.Connection[Any]) -> None:
         # Outside the batch's transaction: a rolled-back batch must not take them with it.

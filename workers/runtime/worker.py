@@ -1,9 +1,18 @@
-"""What a worker is: a name, the topic it reads, the event types it accepts, and a plain handler.
+"""What a worker is: a name, the topic it reads, the event types it accepts, the event types it
+produces (each with its topic), a plain handler, and an optional sink.
 
-A handler is a function from one decoded event (and where it came from) to zero or more outputs.
-It does no I/O of its own; the runtime produces its outputs, commits, and dead-letters what it
-rejects. A handler rejects an event it cannot route by raising `RejectedEvent`. A worker whose job
-includes writing to another service (PostgreSQL, Argilla) gives that to a `Sink`.
+A handler is a function from one decoded event (and where it came from) to what should follow
+from it: zero or more events to produce, and, for a worker with a sink, what the sink is to write
+for it. It does no I/O of its own. The runtime checks the input's type before the handler sees it
+(a wrong type is the `wrong_event_type` dead letter), sends each output to the topic declared for
+its type (keyed by the input event's id unless the output says otherwise), refuses an output whose
+type has no declared topic, produces, commits, and dead-letters what the handler rejects by
+raising `RejectedEvent`.
+
+A worker whose job includes writing to another service (PostgreSQL, Argilla) gives that to a
+`Sink`, which receives every accepted event of the batch with what its handler decided. A worker
+whose whole job is the side effect declares no outputs and may leave out the handler: its sink
+then gets each event as it is.
 """
 
 from __future__ import annotations
@@ -11,10 +20,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from workers.contracts import Event
 from workers.errors import RejectedEvent
+
+UNDECLARED_OUTPUT = "undeclared_output"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,20 +40,43 @@ class Origin:
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """One event to produce. The key keeps an entity's events in order and lets consumers deduplicate."""
+    """One event to produce with a key of its own; a plain event yielded by a handler is keyed by
+    the input event's id. The key keeps an entity's events in order and lets consumers deduplicate."""
+
+    event: Event
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """What a handler decided for one event: the events to produce, and what the sink is to write."""
+
+    outputs: tuple[Event | Output, ...] = ()
+    effect: Any = None
+
+
+HandlerResult = Iterable[Event | Output] | Handled
+Handler = Callable[[Any, Origin], HandlerResult]
+"""`(event, origin) -> outputs or Handled`; the event is of one of the spec's input types."""
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """An output with the topic the spec declares for it."""
 
     topic: str
     key: str
     event: Event
 
 
-Handler = Callable[[Event, Origin], Iterable[Output]]
-
-
 @dataclass(frozen=True, slots=True)
-class Received:
+class Processed:
+    """An accepted event of the batch, as the sink receives it: with its outputs and its effect."""
+
     event: Event
     origin: Origin
+    outputs: tuple[Routed, ...] = ()
+    effect: Any = None
 
 
 class Sink(Protocol):
@@ -54,7 +88,7 @@ class Sink(Protocol):
     their own content (a constraint), by index in `batch`; those go to the dead-letter topic.
     """
 
-    def write(self, batch: Sequence[Received]) -> Mapping[int, RejectedEvent]: ...
+    def write(self, batch: Sequence[Processed]) -> Mapping[int, RejectedEvent]: ...
 
     def close(self) -> None: ...
 
@@ -64,6 +98,44 @@ class WorkerSpec:
     name: str
     input_topic: str
     input_types: tuple[type[Event], ...]
-    handler: Handler
-    output_topics: tuple[str, ...] = field(default=())
+    handler: Handler | None = None
+    outputs: Mapping[type[Event], str] = field(default_factory=dict)
+    """The topic of each event type the handler produces."""
     sink: Sink | None = None
+
+    def __post_init__(self) -> None:
+        if self.handler is None and self.sink is None:
+            raise ValueError(f"worker {self.name!r} has neither a handler nor a sink")
+        if self.handler is None and self.outputs:
+            raise ValueError(f"worker {self.name!r} declares outputs but has no handler to make them")
+
+    @property
+    def output_topics(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.outputs.values()))
+
+    def handle(self, event: Event, origin: Origin) -> Processed:
+        """The handler's decision for `event`, its outputs keyed and checked against the spec."""
+        if self.handler is None:
+            return Processed(event, origin)
+        result = self.handler(event, origin)
+        if not isinstance(result, Handled):
+            result = Handled(tuple(result))
+        default_key = event.key
+        outputs = tuple(
+            Routed(self.topic_for(output.event), output.key, output.event)
+            if isinstance(output, Output)
+            else Routed(self.topic_for(output), default_key, output)
+            for output in result.outputs
+        )
+        return Processed(event, origin, outputs, result.effect)
+
+    def topic_for(self, event: Event) -> str:
+        topic = self.outputs.get(type(event))
+        if topic is None:
+            declared = ", ".join(t.__name__ for t in self.outputs) or "none"
+            raise RejectedEvent(
+                UNDECLARED_OUTPUT,
+                f"worker {self.name!r} made a {type(event).__name__}, which it does not declare"
+                f" (declared outputs: {declared})",
+            )
+        return topic
