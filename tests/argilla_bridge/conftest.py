@@ -30,13 +30,17 @@ class BridgeTopics:
     tasks: str
     tasks_dlq: str
     resolved: str
+    resolved_dlq: str = ""
 
 
 @pytest.fixture
 def bridge_topics(make_topic: TopicFactory) -> BridgeTopics:
     tasks = make_topic("tasks", partitions=3)
     dead_letters = make_topic(name=tasks + ".dlq", partitions=1, config=dead_letter_topic_config())
-    return BridgeTopics(tasks, dead_letters, make_topic("resolved", partitions=3))
+    resolved = make_topic("resolved", partitions=3)
+    # The collector's dead letters: records it cannot resolve.
+    resolved_dlq = make_topic(name=resolved + ".dlq", partitions=1, config=dead_letter_topic_config())
+    return BridgeTopics(tasks, dead_letters, resolved, resolved_dlq)
 
 
 MakeSettings = Callable[..., Settings]

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from tests.argilla_bridge.schemas import ParcelLabel
 from tests.argilla_bridge.tasks import extraction_task, moderation_task, rag_task
 from workers.argilla_bridge.corrections import correction_check
 from workers.argilla_bridge.records import ReviewResponse
-from workers.argilla_bridge.resolution import SendBack, Unresolved, resolve
+from workers.argilla_bridge.resolution import SendBack, Unresolved, answers_fingerprint, resolve
 from workers.contracts import (
     ExtractionOutcome,
     LabelOutcome,
@@ -19,6 +21,7 @@ from workers.contracts import (
     ResolutionStatus,
     ReviewResolution,
     ReviewTask,
+    encode,
 )
 from workers.extraction_validator.registry import ExtractionSchema, ExtractionSchemas
 
@@ -37,7 +40,7 @@ def _response(n: int, status: str = "submitted", **values: Any) -> ReviewRespons
 
 
 def _resolve(task: ReviewTask, *responses: ReviewResponse, min_submitted: int = 1) -> object:
-    return resolve(task, responses, min_submitted=min_submitted, now=T0, check_correction=CHECK)
+    return resolve(task, responses, min_submitted=min_submitted, check_correction=CHECK)
 
 
 def test_majority_label_with_the_share_agreeing() -> None:
@@ -136,3 +139,61 @@ def test_an_unregistered_schema_accepts_any_json_object_only() -> None:
     task = extraction_task(schema_name="unregistered")
     assert isinstance(_resolve(task, _response(1, corrected_json='{"any": 1}')), ReviewResolution)
     assert isinstance(_resolve(task, _response(1, corrected_json="[1, 2]")), SendBack)
+
+
+def test_resolved_at_is_the_latest_counted_response_not_the_clock() -> None:
+    responses = (_response(1, label="ok"), _response(3, "discarded"), _response(5, "draft", label="toxic"))
+    task = moderation_task()
+    first, again = _resolve(task, *responses), _resolve(task, *responses)
+    assert isinstance(first, ReviewResolution) and isinstance(again, ReviewResolution)
+    assert first.resolved_at == T0 + timedelta(minutes=3)
+    assert again == first
+
+
+def test_the_same_answers_resolve_into_the_same_bytes() -> None:
+    task = moderation_task()
+    responses = (_response(1, label="ok"), _response(2, label="ok"))
+    first, second = (_resolve(task, *responses, min_submitted=2) for _ in range(2))
+    assert isinstance(first, ReviewResolution) and isinstance(second, ReviewResolution)
+    assert encode(first) == encode(second)
+
+
+def test_the_revision_is_the_callers_and_an_edit_changes_the_answers_fingerprint() -> None:
+    task = moderation_task()
+    decision = resolve(task, [_response(1, label="ok")], min_submitted=1, check_correction=CHECK, revision=3)
+    assert isinstance(decision, ReviewResolution) and decision.revision == 3
+    before = answers_fingerprint([_response(1, label="ok"), _response(2, "draft", label="toxic")])
+    assert answers_fingerprint([_response(1, label="ok")]) == before  # drafts do not count
+    assert answers_fingerprint([_response(1, label="toxic")]) != before
+
+
+@pytest.mark.parametrize(
+    ("question", "text"),
+    [("corrected_answer", "Reset it\x00 online"), ("note", "lone \ud800 surrogate")],
+    ids=["nul", "surrogate"],
+)
+def test_rag_text_the_store_would_refuse_is_sent_back(question: str, text: str) -> None:
+    decision = _resolve(
+        rag_task(), _response(1, verdict="incorrect", **{question: text}), _response(2, verdict="correct")
+    )
+    assert isinstance(decision, SendBack)
+    assert [r.response_id for r in decision.responses] == ["r1"]
+    assert question in decision.message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"tracking_number": "JD0145", "weight_kg": NaN}', "NaN"),
+        ('{"tracking_number": "JD0145", "weight_kg": -Infinity}', "Infinity"),
+        ('{"tracking_number": "JD0145", "weight_kg": 1e400}', "too large"),
+        ('{"tracking_number": "JD\\u0000145", "weight_kg": 2.5}', "NUL"),
+        ('{"tracking_number": "JD\\udc00145", "weight_kg": 2.5}', "surrogate"),
+        ('{"tracking_number": "JD0145", "weight_kg": 2.5, "x": ' + "[" * 5000 + "]" * 5000 + "}", "nested"),
+    ],
+    ids=["nan", "infinity", "overflow", "nul", "surrogate", "nested-5000"],
+)
+def test_corrections_postgresql_would_refuse_are_sent_back(text: str, expected: str) -> None:
+    decision = _resolve(extraction_task(), _response(1, corrected_json=text))
+    assert isinstance(decision, SendBack)
+    assert expected in decision.message

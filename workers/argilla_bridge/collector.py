@@ -25,7 +25,7 @@ from workers.argilla_bridge.reconciliation import Reconciler
 from workers.argilla_bridge.resolver import Resolver
 from workers.argilla_bridge.webhook_app import WebhookApp
 from workers.config import Settings
-from workers.errors import DependencyUnavailable, HitlError
+from workers.errors import DependencyUnavailable
 from workers.extraction_validator.registry import ExtractionSchemas
 from workers.logs import log
 from workers.runtime.backoff import Backoff
@@ -136,7 +136,11 @@ class Collector:
         return None
 
     async def on_event(self, payload: dict[str, Any]) -> int:
-        record_id = self._record_to_resolve(payload)
+        try:
+            record_id = self._record_to_resolve(payload)
+        except (AttributeError, KeyError, TypeError) as error:
+            log(logger, "event_unreadable", logging.WARNING, type=str(payload.get("type")), error=repr(error))
+            return 400
         if record_id is None:
             return 200
         try:
@@ -144,8 +148,9 @@ class Collector:
         except DependencyUnavailable as error:
             log(logger, "event_postponed", logging.WARNING, record=record_id, error=str(error)[:500])
             return 503
-        except HitlError as error:
-            log(logger, "event_failed", logging.WARNING, record=record_id, error=str(error)[:500])
+        except Exception as error:  # this record's fault: Argilla must not retry it (a 500)
+            log(logger, "event_failed", logging.WARNING, record=record_id, error=repr(error)[:500])
+            self.metrics.records.labels("error", "webhook").inc()
             return 200
         self.metrics.records.labels(outcome, "webhook").inc()
         log(logger, "event_handled", type=payload.get("type"), record=record_id, outcome=outcome)

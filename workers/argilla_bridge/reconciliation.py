@@ -2,8 +2,11 @@
 
 Webhooks are delivered a few times and then given up on, and none reaches a collector that is
 down; so, at start and every `reconcile_interval_seconds`, every dataset of the bridge is searched
-for records still `awaiting` their resolution that are completed, or that hold a discarded
-response (a record everyone discarded never completes), and each goes through the resolver.
+for records that are completed, or that hold a discarded response (a record everyone discarded
+never completes), and each that is still `awaiting` its resolution, or whose answers changed since
+its last emitted revision (an edit whose webhook was lost), goes through the resolver. Records
+whose current answers already failed are skipped. Each dataset and each record stands alone: one
+that fails is counted and logged, and the pass goes on.
 """
 
 from __future__ import annotations
@@ -16,26 +19,27 @@ from typing import Any
 from workers.argilla_bridge import datasets as ds
 from workers.argilla_bridge.adapter import ArgillaAdapter
 from workers.argilla_bridge.metrics import CollectorMetrics
-from workers.argilla_bridge.resolver import Resolver
-from workers.errors import DependencyUnavailable, HitlError
+from workers.argilla_bridge.resolver import Resolver, needs_resolving
+from workers.errors import DependencyUnavailable
 from workers.logs import log
 
 logger = logging.getLogger("hitl.argilla_collector")
 
-_AWAITING: dict[str, Any] = {
-    "type": "terms",
-    "scope": {"entity": "metadata", "metadata_property": ds.REVIEW_STATE},
-    "values": [ds.AWAITING],
-}
-CANDIDATE_FILTERS: tuple[list[dict[str, Any]], ...] = (
+_ANSWERED: tuple[dict[str, Any], ...] = (
+    {"type": "terms", "scope": {"entity": "record", "property": "status"}, "values": ["completed"]},
+    {"type": "terms", "scope": {"entity": "response", "property": "status"}, "values": ["discarded"]},
+)
+CANDIDATE_FILTERS: tuple[list[dict[str, Any]], ...] = tuple(
     [
-        {"type": "terms", "scope": {"entity": "record", "property": "status"}, "values": ["completed"]},
-        _AWAITING,
-    ],
-    [
-        {"type": "terms", "scope": {"entity": "response", "property": "status"}, "values": ["discarded"]},
-        _AWAITING,
-    ],
+        answered,
+        {
+            "type": "terms",
+            "scope": {"entity": "metadata", "metadata_property": ds.REVIEW_STATE},
+            "values": [state],
+        },
+    ]
+    for state in (ds.AWAITING, ds.EMITTED)
+    for answered in _ANSWERED
 )
 
 
@@ -61,22 +65,42 @@ class Reconciler:
         for dataset in self.adapter.list_datasets(workspace_id):
             if not str(dataset["name"]).startswith(self.dataset_prefix + "-"):
                 continue
-            candidates: dict[str, None] = {}
-            for filters in CANDIDATE_FILTERS:
-                candidates.update(
-                    dict.fromkeys(str(r["id"]) for r in self.adapter.search_records(dataset["id"], filters))
+            try:
+                candidates = self._candidates(str(dataset["id"]))
+            except DependencyUnavailable:
+                raise
+            except Exception as error:  # one dataset must not hold back the others
+                log(
+                    logger,
+                    "reconcile_dataset_failed",
+                    logging.WARNING,
+                    dataset=dataset["name"],
+                    error=repr(error)[:500],
                 )
+                outcomes["dataset_failed"] += 1
+                continue
             for record_id in candidates:
-                try:
-                    outcome = self.resolver.resolve_record(record_id)
-                    outcomes[outcome] += 1
-                    self.metrics.records.labels(outcome, "reconciliation").inc()
-                except DependencyUnavailable:
-                    raise
-                except HitlError as error:
-                    log(logger, "reconcile_failed", logging.WARNING, record=record_id, error=str(error))
-                    outcomes["failed"] += 1
+                outcome = self._resolve(record_id)
+                outcomes[outcome] += 1
+                self.metrics.records.labels(outcome, "reconciliation").inc()
         return outcomes
+
+    def _candidates(self, dataset_id: str) -> list[str]:
+        found: dict[str, None] = {}
+        for filters in CANDIDATE_FILTERS:
+            for record in self.adapter.search_records(dataset_id, filters):
+                if needs_resolving(record):
+                    found[str(record["id"])] = None
+        return list(found)
+
+    def _resolve(self, record_id: str) -> str:
+        try:
+            return self.resolver.resolve_record(record_id)
+        except DependencyUnavailable:
+            raise
+        except Exception as error:  # the resolver records what it can; the pass goes on
+            log(logger, "reconcile_failed", logging.WARNING, record=record_id, error=repr(error)[:500])
+            return "error"
 
     def loop(self, stop: threading.Event, interval_seconds: float) -> None:
         """Reconciles now, then every `interval_seconds` until `stop` is set."""

@@ -7,16 +7,22 @@
 - Discarded: when no response is submitted and at least `min_submitted` are discarded. Argilla
   counts only submitted responses towards completion, so a record everyone discarded never
   completes; the collector decides it here instead.
-- An extraction correction that fails its schema is not an outcome: the responses carrying one
+- An extraction correction that fails its schema, or an answer holding text the training store
+  cannot keep (a NUL character, a lone surrogate), is not an outcome: the responses carrying one
   are sent back (`SendBack`) with the error, and nothing is resolved until enough valid ones exist.
+- `resolved_at` is the time of the latest counted response (submitted or discarded), never the
+  clock: resolving the same answers again gives the same resolution, byte for byte. `revision` is
+  given by the caller (1, then one more for each edit of the answers after an emission).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from workers.argilla_bridge import datasets as ds
@@ -64,24 +70,62 @@ def resolve(
     responses: Sequence[ReviewResponse],
     *,
     min_submitted: int,
-    now: datetime,
     check_correction: CorrectionCheck,
+    revision: int = 1,
 ) -> Decision:
     submitted = [response for response in responses if response.status == SUBMITTED]
     discarded = [response for response in responses if response.status == DISCARDED]
+    resolved_at = _latest(submitted + discarded)
     if not submitted:
         if discarded and len(discarded) >= min_submitted:
-            return _resolution(task, None, ResolutionStatus.DISCARDED, discarded, 1.0, now)
+            return _resolution(task, None, ResolutionStatus.DISCARDED, discarded, 1.0, resolved_at, revision)
         return Unresolved()
+    refused = _unstorable_texts(submitted)
     if task.kind is TaskKind.EXTRACTION:
         assert isinstance(task.source, Extraction)
-        invalid = _invalid_corrections(task.source, submitted, check_correction)
-        if invalid:
-            return SendBack(tuple(response for response, _ in invalid), _send_back_message(invalid))
+        already = {response.response_id for response, _ in refused}
+        checked = [response for response in submitted if response.response_id not in already]
+        refused += _invalid_corrections(task.source, checked, check_correction)
+    if refused:
+        offending = {response.response_id for response, _ in refused}
+        responses_back = tuple(response for response in submitted if response.response_id in offending)
+        return SendBack(responses_back, _send_back_message(refused))
     if len(submitted) < min_submitted:
         return Unresolved()
     outcome, agreement = _majority_outcome(task.kind, submitted)
-    return _resolution(task, outcome, ResolutionStatus.SUBMITTED, submitted, agreement, now)
+    return _resolution(task, outcome, ResolutionStatus.SUBMITTED, submitted, agreement, resolved_at, revision)
+
+
+def answers_fingerprint(responses: Sequence[ReviewResponse]) -> str:
+    """A digest of the counted (submitted or discarded) responses: it changes with any edit of them."""
+    counted = sorted(
+        (
+            [r.response_id, r.user_id, r.status, r.values, _utc(r.at).isoformat()]
+            for r in responses
+            if r.status in (SUBMITTED, DISCARDED)
+        ),
+        key=lambda item: str(item[0]),
+    )
+    text = json.dumps(counted, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()
+
+
+def unstorable_text_problem(text: str) -> str | None:
+    """Why PostgreSQL's text and jsonb columns would refuse the text, or None when they take it."""
+    if "\x00" in text:
+        return "it contains a NUL character (\\u0000), which cannot be stored"
+    if any("\ud800" <= character <= "\udfff" for character in text):
+        return "it contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text"
+    return None
+
+
+def _utc(at: datetime) -> datetime:
+    # Argilla writes its timestamps without an offset; they are UTC.
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _latest(responses: Sequence[ReviewResponse]) -> datetime:
+    return max(_utc(response.at) for response in responses) if responses else datetime.min.replace(tzinfo=UTC)
 
 
 def _resolution(
@@ -90,7 +134,8 @@ def _resolution(
     status: ResolutionStatus,
     responses: Sequence[ReviewResponse],
     agreement: float,
-    now: datetime,
+    resolved_at: datetime,
+    revision: int,
 ) -> ReviewResolution:
     return ReviewResolution(
         task_id=task.task_id,
@@ -99,8 +144,9 @@ def _resolution(
         status=status,
         reviewers=tuple(dict.fromkeys(response.user_id for response in responses)),
         agreement=round(agreement, 6),
-        resolved_at=now,
+        resolved_at=resolved_at,
         source=task.source,
+        revision=revision,
     )
 
 
@@ -159,9 +205,20 @@ def _invalid_corrections(
     return invalid
 
 
+def _unstorable_texts(submitted: Sequence[ReviewResponse]) -> list[tuple[ReviewResponse, str]]:
+    refused = []
+    for response in submitted:
+        for question in sorted(response.values):
+            value = response.value(question)
+            problem = unstorable_text_problem(value) if isinstance(value, str) else None
+            if problem is not None:
+                refused.append((response, f"`{question}`: {problem}"))
+    return refused
+
+
 def _send_back_message(invalid: Sequence[tuple[ReviewResponse, str]]) -> str:
     errors = "\n".join(f"- {error}" for _, error in invalid)
     return (
-        "**Your last correction was not accepted**: it does not match the schema. "
-        "Fix it and submit again.\n\n" + errors
+        "**Your last answer was not accepted**: it does not match the schema or holds what cannot "
+        "be stored. Fix it and submit again.\n\n" + errors
     )

@@ -4,9 +4,10 @@ from enum import StrEnum
 from typing import Annotated, ClassVar, Self
 from uuid import UUID
 
-from pydantic import Tag, model_validator
+from pydantic import Field, Tag, model_validator
 
 from workers.contracts.base import (
+    INT32_MAX,
     Event,
     Int32,
     JsonText,
@@ -146,7 +147,10 @@ class ResolutionStatus(StrEnum):
 
 
 class ReviewResolution(Event):
-    """A resolved review: `outcome` is set when submitted and null when discarded."""
+    """A resolved review: `outcome` is set when submitted and null when discarded.
+
+    An edit of the answers after emission yields the next `revision`, under the same task id.
+    """
 
     AVRO_NAME: ClassVar[str] = "io.hitl.events.ReviewResolution"
     ID_FIELD: ClassVar[str] = "task_id"
@@ -160,6 +164,7 @@ class ReviewResolution(Event):
     agreement: Probability
     resolved_at: UtcDatetime
     source: SourceEvent
+    revision: Annotated[int, Field(ge=1, le=INT32_MAX)] = 1
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
