@@ -20,7 +20,7 @@ class CollectorMetrics:
         )
         self.records = Counter(
             "hitl_argilla_records",
-            "Records looked at, by what became of them (emitted, sent_back, failed = dead-lettered...) and how",
+            "Records looked at, by what became of them (emitted, sent_back, failed: dead-lettered) and how",
             ["outcome", "via"],
             registry=self.registry,
         )

@@ -13,10 +13,9 @@ alphabetical order), is decided: `auto_accepted` or `auto_rejected`, carrying it
 that supplied it and the policy version. A share of decided predictions, the top label's audit
 rate, also becomes a review task with reason `audit_sample`.
 
-Audit sampling is a pure function of the event id: the first 8 bytes of BLAKE2b(event_id.bytes),
-read as a big-endian integer and divided by 2**64, give a draw u in [0, 1), and the prediction is
-audited when u < audit_rate. A replay makes the same choice, and raising a rate keeps every event
-the lower rate had chosen.
+Audit sampling is a pure function of the event id (`workers.sampling`): the prediction is audited
+when its draw is below audit_rate. A replay makes the same choice, and raising a rate keeps every
+event the lower rate had chosen.
 
 Priority, higher first: for a grey-zone label, closeness = 1 - |s - mid| / half, where mid and half
 are the band's midpoint and half-width, so closeness is 1 at the midpoint (where the model is least
@@ -27,12 +26,10 @@ label. Audit samples get 0, below every grey task.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from uuid import UUID
 
 from workers.band_router.policy import LabelRule, Policy
 from workers.contracts import (
@@ -46,6 +43,7 @@ from workers.contracts import (
     TaskKind,
 )
 from workers.errors import RejectedEvent
+from workers.sampling import draw, in_sample
 
 AUDIT_PRIORITY = 0
 MAX_PRIORITY = 100
@@ -92,10 +90,8 @@ def priority_of(score: float, band: Band) -> int:
     return 1 + math.floor((MAX_PRIORITY - 1) * closeness + 0.5)
 
 
-def audit_draw(event_id: UUID) -> float:
-    """A number in [0, 1) fixed by the event id: the prediction is audited when it is below the rate."""
-    digest = hashlib.blake2b(event_id.bytes, digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
+audit_draw = draw
+"""A number in [0, 1) fixed by the event id: the prediction is audited when it is below the rate."""
 
 
 def route(prediction: Prediction, policy: Policy, now: datetime) -> list[Decision | ReviewTask]:
@@ -118,7 +114,7 @@ def route(prediction: Prediction, policy: Policy, now: datetime) -> list[Decisio
         decided_at=now,
         source=prediction,
     )
-    if audit_draw(prediction.event_id) < top.rule.audit_rate:
+    if in_sample(prediction.event_id, top.rule.audit_rate):
         return [decision, _review_task(prediction, top, ReviewReason.AUDIT_SAMPLE, AUDIT_PRIORITY, now)]
     return [decision]
 

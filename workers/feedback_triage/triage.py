@@ -8,10 +8,9 @@
 A comment is one with something besides whitespace; a user who says what is wrong gives the
 reviewer a head start, so that task comes first.
 
-The sample is a pure function of the event id, drawn as the band-router draws its audit sample:
-the first 8 bytes of BLAKE2b(event_id.bytes), read as a big-endian integer and divided by 2**64,
-give u in [0, 1), and the thumbs-up is sampled when u < positive_sample_rate. A replay makes the
-same choice, and raising the rate keeps every event the lower rate had chosen.
+The sample is a pure function of the event id, drawn as every worker draws (`workers.sampling`):
+the thumbs-up is sampled when its draw is below positive_sample_rate. A replay makes the same
+choice, and raising the rate keeps every event the lower rate had chosen.
 
 Each event is routed on its own: a thumbs-down the same user later turns into a thumbs-up still
 becomes a task (which vote counts is the `feedback_latest_votes` view's business, not routing's).
@@ -19,12 +18,11 @@ becomes a task (which vote counts is the `feedback_latest_votes` view's business
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from enum import IntEnum
-from uuid import UUID
 
 from workers.contracts import Feedback, Rating, ReviewReason, ReviewTask, Suggestion, TaskKind
+from workers.sampling import in_sample
 
 
 class Priority(IntEnum):
@@ -62,9 +60,3 @@ def route(feedback: Feedback, positive_sample_rate: float) -> tuple[ReviewReason
     if in_sample(feedback.event_id, positive_sample_rate):
         return ReviewReason.POSITIVE_SAMPLE, Priority.POSITIVE_SAMPLE
     return None
-
-
-def in_sample(event_id: UUID, rate: float) -> bool:
-    draw = int.from_bytes(hashlib.blake2b(event_id.bytes).digest()[:8], "big")
-    # draw / 2**64 < rate, compared exactly: the float division could round up to 1.0.
-    return draw < rate * 2**64
