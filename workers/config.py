@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from workers.errors import ConfigError
+from workers.validation_errors import describe
 
 CONFIG_FILE_VARIABLE = "HITL_CONFIG_FILE"
 
@@ -210,9 +211,7 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
-        problems = "; ".join(
-            f"{setting_variable(problem['loc'])}: {problem['msg']}" for problem in error.errors()
-        )
+        problems = describe(error, limit=50, path=setting_variable)
         raise ConfigError(f"invalid settings: {problems}") from error
 
 

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from workers.argilla_bridge.resolution import CorrectionCheck, unstorable_text_problem
 from workers.contracts import Extraction
 from workers.extraction_validator.registry import ExtractionSchemas, UnknownSchema
+from workers.validation_errors import describe
 
 MAX_REPORTED_ERRORS = 10
 MAX_DEPTH = 64
@@ -54,13 +55,8 @@ def correction_check(schemas: ExtractionSchemas) -> CorrectionCheck:
 
 
 def _describe(source: Extraction, error: ValidationError) -> str:
-    problems = [
-        f"`{'.'.join(str(part) for part in problem['loc']) or '(root)'}`: {problem['msg']}"
-        for problem in error.errors()[:MAX_REPORTED_ERRORS]
-    ]
-    more = error.error_count() - len(problems)
-    suffix = f"; and {more} more" if more > 0 else ""
-    return f"schema {source.schema_name} {source.schema_version}: " + "; ".join(problems) + suffix
+    problems = describe(error, limit=MAX_REPORTED_ERRORS, root="(root)", quote="`")
+    return f"schema {source.schema_name} {source.schema_version}: {problems}"
 
 
 def _refuse_constant(name: str) -> Any:

@@ -53,6 +53,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from workers.contracts import Band, ModelInfo
 from workers.contracts.base import Probability
 from workers.errors import ConfigError
+from workers.validation_errors import describe
 
 DEFAULT_LOW = 0.4
 DEFAULT_HIGH = 0.8
@@ -198,10 +199,7 @@ def parse_policy(content: bytes, origin: str = "policy") -> Policy:
     try:
         spec = PolicyFile.model_validate(data)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc']) or '(file)'}: {problem['msg']}"
-            for problem in error.errors(include_url=False)
-        )
+        problems = describe(error, root="(file)")
         raise PolicyError(f"{origin}: invalid policy: {problems}") from error
     digest = hashlib.sha256(content).hexdigest()
     return Policy(version=f"{spec.version}+{digest[:DIGEST_LENGTH]}", spec=spec, digest=digest)

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from workers.contracts.avro import HEADER_SIZE, SINGLE_OBJECT_MARKER, SchemaRegistry, read_body, write_body
 from workers.contracts.base import Event
 from workers.contracts.errors import DecodeError, DecodeReason
+from workers.validation_errors import describe
 
 E = TypeVar("E", bound=Event)
 
@@ -208,21 +209,6 @@ def _mismatch_reason(failures: Sequence[ValidationError]) -> DecodeReason:
 
 def _describe(failures: Sequence[ValidationError]) -> str:
     """Every failing field as `path: message`, joined by `; `, one group per attempted type."""
-    groups = []
-    for failure in failures:
-        errors = failure.errors(include_url=False, include_input=False)
-        shown = [f"{_path(error['loc'])}: {error['msg']}" for error in errors[:_MAX_REPORTED_ERRORS]]
-        if len(errors) > _MAX_REPORTED_ERRORS:
-            shown.append(f"... {len(errors) - _MAX_REPORTED_ERRORS} more")
-        groups.append(f"not a {failure.title}: " + "; ".join(shown))
-    return " | ".join(groups)
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else part
-    return path or "(value)"
+    return " | ".join(
+        f"not a {failure.title}: " + describe(failure, limit=_MAX_REPORTED_ERRORS) for failure in failures
+    )

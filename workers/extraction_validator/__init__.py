@@ -13,7 +13,8 @@ from workers.extraction_validator.registry import (
     UnknownSchema,
     extraction_schema,
 )
-from workers.extraction_validator.validation import field_path, validate_extraction
+from workers.extraction_validator.validation import validate_extraction
+from workers.validation_errors import field_path
 
 __all__ = [
     "UNKNOWN_SCHEMA",

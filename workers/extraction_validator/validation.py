@@ -32,6 +32,7 @@ from workers.contracts import (
 )
 from workers.extraction_validator.json_extraction import FoundJson, NoJson, find_json
 from workers.extraction_validator.registry import ExtractionSchemas
+from workers.validation_errors import problems
 
 CORRECTION_PRIORITY = 0
 MAX_ISSUES = 200
@@ -92,26 +93,14 @@ def correction_task(
     )
 
 
-def field_path(location: tuple[int | str, ...]) -> str:
-    """A Pydantic error location as a path: `line_items[2].amount`; empty for the whole object."""
-    path = ""
-    for part in location:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else part
-    return path
-
-
 def _location_note(found: FoundJson) -> list[ValidationIssue]:
     note = LOCATION_NOTES.get(found.location)
     return [] if note is None else [ValidationIssue(path=WHOLE_OBJECT, message=note)]
 
 
 def _issues(error: ValidationError) -> list[ValidationIssue]:
-    errors = error.errors(include_url=False, include_input=False, include_context=False)
-    issues = [ValidationIssue(path=field_path(e["loc"]), message=e["msg"]) for e in errors[:MAX_ISSUES]]
-    if len(errors) > MAX_ISSUES:
-        left_out = len(errors) - MAX_ISSUES
+    shown, left_out = problems(error, MAX_ISSUES)
+    issues = [ValidationIssue(path=problem.path, message=problem.message) for problem in shown]
+    if left_out:
         issues.append(ValidationIssue(path=WHOLE_OBJECT, message=f"and {left_out} more validation errors"))
     return issues
