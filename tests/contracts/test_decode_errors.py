@@ -20,6 +20,7 @@ from workers.contracts import (
     to_json,
 )
 from workers.errors import RejectedEvent
+from workers.reasons import DECODING
 
 from .strategies import records
 
@@ -209,7 +210,7 @@ def test_decode_errors_are_rejected_events_chained_to_their_cause(codec: EventCo
 
 
 def test_reasons_are_short_stable_codes() -> None:
-    assert {reason.value for reason in DecodeReason} == {
+    assert {reason.value for reason in DECODING} == {
         "empty_value",
         "too_large",
         "unsupported_content_type",

@@ -31,10 +31,11 @@ from workers.argilla_bridge.records import RecordItem
 from workers.config import Settings
 from workers.errors import DependencyUnavailable, RejectedEvent
 from workers.logs import log
+from workers.reasons import Reason
 
 logger = logging.getLogger("hitl.argilla")
 
-ARGILLA_REJECTED = "argilla_rejected"
+ARGILLA_REJECTED = Reason.ARGILLA_REJECTED
 SEARCH_PAGE_SIZE = 500
 _RETRYABLE_STATUS = frozenset({401, 403, 408, 425, 429})
 

@@ -14,13 +14,14 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from workers.config import Settings
 from workers.contracts import AVRO_CONTENT_TYPE, ReviewResolution, encode
 from workers.errors import DependencyUnavailable, RejectedEvent
+from workers.reasons import Reason
 from workers.runtime.kafka_config import producer_config
 from workers.runtime.messages import Headers
 
 # Below Argilla's 20 s webhook timeout, so a broker outage answers the call with 503, not a timeout.
 FLUSH_TIMEOUT_SECONDS = 15.0
 
-REFUSED_BY_KAFKA = "refused_by_kafka"
+REFUSED_BY_KAFKA = Reason.REFUSED_BY_KAFKA
 # Errors about the message's own content: producing it again can only fail again.
 _PERMANENT = frozenset(
     {

@@ -27,11 +27,12 @@ from workers.contracts import (
     to_json,
 )
 from workers.errors import RejectedEvent
+from workers.reasons import Reason
 
 RecordItem = dict[str, Any]
 """A record as Argilla's bulk upsert takes it; suggestions name their question (`question_name`)."""
 
-UNREADABLE_RECORD = "unreadable_record"
+UNREADABLE_RECORD = Reason.UNREADABLE_RECORD
 
 _AGENT_UNSAFE = re.compile(r"[^a-zA-Z0-9\-_:./\s]")
 

@@ -40,6 +40,7 @@ from workers.argilla_bridge.resolution import (
 from workers.contracts import ReviewResolution
 from workers.errors import DependencyUnavailable, RejectedEvent
 from workers.logs import log
+from workers.reasons import Reason
 from workers.runtime.dead_letters import HEADER_PREFIX
 from workers.runtime.messages import Headers
 
@@ -52,8 +53,8 @@ EMITTED_MARK = "_hitl_emitted"
 """JSON {"revision": n, "answers": digest}: the last revision emitted and the answers it came from."""
 FAILED_MARK = "_hitl_failed"
 """JSON {"what": digest, "reason": code}: these answers to this task failed and were dead-lettered."""
-RESOLUTION_FAILED = "resolution_failed"
-UNREADABLE = "unreadable_record"
+RESOLUTION_FAILED = Reason.RESOLUTION_FAILED
+UNREADABLE = Reason.UNREADABLE_RECORD
 
 
 @dataclass(frozen=True)

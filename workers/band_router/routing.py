@@ -43,19 +43,15 @@ from workers.contracts import (
     TaskKind,
 )
 from workers.errors import RejectedEvent
+from workers.reasons import Reason
 from workers.sampling import draw, in_sample
 
 AUDIT_PRIORITY = 0
 MAX_PRIORITY = 100
 
 
-class Unroutable(StrEnum):
-    """Why a prediction cannot be routed: the dead letter's reason."""
-
-    NO_SCORES = "no_scores"
-    SCORE_NOT_A_NUMBER = "score_not_a_number"
-    SCORE_OUT_OF_RANGE = "score_out_of_range"
-    UNKNOWN_TASK = "unknown_task"
+Unroutable = Reason
+"""Why a prediction cannot be routed: the registry's band-router reasons (`workers.reasons`)."""
 
 
 class Zone(StrEnum):

@@ -1,8 +1,7 @@
 """The exceptions of the contracts package, a branch of the project's exception tree."""
 
-from enum import StrEnum
-
 from workers.errors import HitlError, RejectedEvent
+from workers.reasons import Reason
 
 
 class ContractError(HitlError):
@@ -17,21 +16,8 @@ class EncodeError(ContractError):
     """An event could not be written with its Avro schema (only possible for unvalidated models)."""
 
 
-class DecodeReason(StrEnum):
-    """Stable, machine-readable causes of a `DecodeError`, fit for a dead-letter header."""
-
-    EMPTY_VALUE = "empty_value"
-    TOO_LARGE = "too_large"
-    UNSUPPORTED_CONTENT_TYPE = "unsupported_content_type"
-    NOT_JSON_OR_AVRO = "not_json_or_avro"
-    INVALID_UTF8 = "invalid_utf8"
-    INVALID_JSON = "invalid_json"
-    UNKNOWN_FINGERPRINT = "unknown_fingerprint"
-    TRUNCATED_AVRO = "truncated_avro"
-    INVALID_AVRO = "invalid_avro"
-    WRONG_EVENT_TYPE = "wrong_event_type"
-    SCHEMA_MISMATCH = "schema_mismatch"
-    INVALID_VALUE = "invalid_value"
+DecodeReason = Reason
+"""The causes of a `DecodeError` are the registry's decoding reasons (`workers.reasons`)."""
 
 
 class DecodeError(ContractError, RejectedEvent):

@@ -35,13 +35,14 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from workers.errors import ConfigError, RejectedEvent
+from workers.reasons import Reason
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 SchemaKey = tuple[str, str]
 """A schema's name and version."""
 
-UNKNOWN_SCHEMA = "unknown_schema"
+UNKNOWN_SCHEMA = Reason.UNKNOWN_SCHEMA
 
 
 @dataclass(frozen=True, slots=True)

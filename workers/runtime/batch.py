@@ -12,14 +12,15 @@ from confluent_kafka import Message
 
 from workers.contracts import DecodeError, EncodeError, EventCodec
 from workers.errors import DependencyUnavailable, RejectedEvent
+from workers.reasons import Reason
 from workers.runtime.messages import headers_of, origin_of
 from workers.runtime.worker import Origin, Processed, Routed, WorkerSpec
 
 logger = logging.getLogger("hitl.runtime")
 
-OUTPUT_INVALID = "output_invalid"
-OUTPUT_TOO_LARGE = "output_too_large"
-HANDLER_ERROR = "handler_error"
+OUTPUT_INVALID = Reason.OUTPUT_INVALID
+OUTPUT_TOO_LARGE = Reason.OUTPUT_TOO_LARGE
+HANDLER_ERROR = Reason.HANDLER_ERROR
 
 
 @dataclass(frozen=True, slots=True)

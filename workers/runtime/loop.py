@@ -50,6 +50,7 @@ from workers.config import Settings
 from workers.contracts import AVRO_CONTENT_TYPE, EventCodec, SchemaRegistry
 from workers.errors import DependencyUnavailable
 from workers.logs import log
+from workers.reasons import Reason
 from workers.runtime.backoff import Backoff
 from workers.runtime.batch import BatchHandler, MessageResult
 from workers.runtime.dead_letters import bare_dead_letter, dead_letter_headers, fit_dead_letter
@@ -67,7 +68,7 @@ from workers.runtime.worker import Origin, WorkerSpec
 logger = logging.getLogger("hitl.runtime")
 
 OUTPUT_HEADERS: Headers = [("content-type", AVRO_CONTENT_TYPE.encode())]
-OUTPUT_REFUSED = "output_refused"
+OUTPUT_REFUSED = Reason.OUTPUT_REFUSED
 
 # librdkafka's default max.poll.interval.ms.
 DEFAULT_MAX_POLL_INTERVAL_MS = 300_000

@@ -24,8 +24,9 @@ from typing import Any, Protocol
 
 from workers.contracts import Event
 from workers.errors import RejectedEvent
+from workers.reasons import Reason
 
-UNDECLARED_OUTPUT = "undeclared_output"
+UNDECLARED_OUTPUT = Reason.UNDECLARED_OUTPUT
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from workers.config import PostgresSettings
 from workers.errors import DependencyUnavailable, RejectedEvent
 from workers.logs import log
+from workers.reasons import Reason
 from workers.storage.migrations import migrate
 
 logger = logging.getLogger("hitl.storage")
@@ -147,7 +148,7 @@ def refusal_message(error: psycopg.Error) -> str:
     return f"{message}; {diag.message_detail}" if diag.message_detail else message
 
 
-REFUSED_REASON = "database_refused"
+REFUSED_REASON = Reason.DATABASE_REFUSED
 
 
 def write_each(
