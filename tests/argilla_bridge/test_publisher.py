@@ -209,7 +209,7 @@ def test_argilla_down_pauses_the_publisher_and_nothing_is_lost(
                 record_by_task(argilla_client, argilla_workspace, task)
             proxy.cut()
             publish_tasks(settings, tasks[5:])
-            wait_for(lambda: runner._paused_until is not None, timeout=30, interval=0.1)
+            wait_for(lambda: runner.paused, timeout=30, interval=0.1)
             time.sleep(3)
             dataset = dataset_of(argilla_client, argilla_workspace, settings, tasks[0])
             assert len(records_of(argilla_client, dataset["id"])) == 5
@@ -231,7 +231,7 @@ def test_the_publisher_starts_while_argilla_is_down_and_catches_up(
         settings = make_settings(argilla_api_url=f"http://127.0.0.1:{proxy.port}")
         with running(argilla_publisher(settings), settings) as runner:
             publish_tasks(settings, tasks)
-            wait_for(lambda: runner._paused_until is not None, timeout=30, interval=0.1)
+            wait_for(lambda: runner.paused, timeout=30, interval=0.1)
             proxy.restore()
             for task in tasks:
                 record_by_task(argilla_client, argilla_workspace, task)

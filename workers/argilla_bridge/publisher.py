@@ -1,10 +1,12 @@
 """argilla-publisher: review tasks from `hitl.review.tasks` become records in Argilla.
 
-A worker whose whole job is the side effect: it has no handler and no outputs, and each batch is
-grouped by dataset and logged with bulk upserts of `publish_batch_size` records, keyed by task id,
-so a replayed task updates its record. Argilla down → DependencyUnavailable (the runtime pauses,
-rewinds and retries the batch); a task Argilla refuses → returned as refused, with Argilla's
-message, and dead-lettered by the runtime.
+A worker whose whole job is the side effect: it has no handler and no outputs. Each batch is
+grouped by dataset and logged with bulk upserts of `publish_batch_size` records, keyed by task id.
+The records the batch's tasks already have are looked up first: a replayed task (a rewind after a
+crash, an offset reset) leaves its record as the collector left it (`records.replay_item`), so
+finished work is never reopened and nothing is duplicated. Argilla down → DependencyUnavailable
+(the runtime pauses, rewinds and retries the batch); a task Argilla refuses → returned as refused,
+with Argilla's message, and dead-lettered by the runtime.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from workers.argilla_bridge.adapter import ArgillaAdapter, ArgillaRejected, DatasetRef
 from workers.argilla_bridge.datasets import DatasetSpec, dataset_spec_for
-from workers.argilla_bridge.records import RecordItem, record_for
+from workers.argilla_bridge.records import RecordItem, record_for, replay_item
 from workers.config import ArgillaBridgeSettings, Settings
 from workers.contracts import ReviewTask
 from workers.errors import RejectedEvent
@@ -47,11 +49,28 @@ class ArgillaSink:
             except ArgillaRejected as error:
                 refused.update({index: error for index, _ in members})
                 continue
-            items = [(index, record_for(task, spec)) for index, task in members]
+            items = self._items_to_log(dataset, spec, members)
             size = self.bridge.publish_batch_size
+            logged_refused: dict[int, RejectedEvent] = {}
             for start in range(0, len(items), size):
-                refused.update(self._log(dataset, items[start : start + size]))
+                logged_refused.update(self._log(dataset, items[start : start + size]))
+            refused.update(_with_copies(members, logged_refused))
         return refused
+
+    def _items_to_log(
+        self, dataset: DatasetRef, spec: DatasetSpec, members: Sequence[tuple[int, ReviewTask]]
+    ) -> list[tuple[int, RecordItem]]:
+        # The last of a task's copies in the batch wins (Argilla refuses a bulk with an external id twice).
+        latest = {str(task.task_id): (index, task) for index, task in members}
+        stored = self.adapter.records_by_external_id(dataset, list(latest))
+        items: list[tuple[int, RecordItem]] = []
+        for task_id, (index, task) in latest.items():
+            item: RecordItem | None = record_for(task, spec)
+            if item is not None and task_id in stored:
+                item = replay_item(item, stored[task_id])
+            if item is not None:
+                items.append((index, item))
+        return items
 
     def _log(self, dataset: DatasetRef, items: Sequence[tuple[int, RecordItem]]) -> dict[int, RejectedEvent]:
         try:
@@ -71,6 +90,14 @@ class ArgillaSink:
 
     def close(self) -> None:
         self.adapter.close()
+
+
+def _with_copies(
+    members: Sequence[tuple[int, ReviewTask]], refused: Mapping[int, RejectedEvent]
+) -> dict[int, RejectedEvent]:
+    """The refusals, extended to every copy in the batch of a refused task."""
+    by_task = {task.task_id: refused[index] for index, task in members if index in refused}
+    return {index: by_task[task.task_id] for index, task in members if task.task_id in by_task}
 
 
 def argilla_publisher(settings: Settings, adapter: ArgillaAdapter | None = None) -> WorkerSpec:

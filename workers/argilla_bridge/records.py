@@ -1,12 +1,15 @@
 """A review task as an Argilla record, and back: the record's task and its reviewers' responses.
 
-The record's external id is the task id, so logging a task again updates its record. The task
-itself travels in the record's metadata as JSON (Argilla stores extra metadata as is, unindexed,
-with no size limit of its own), so the collector rebuilds the resolution's source event from the
-record alone.
+The record's external id is the task id. The task itself travels in the record's metadata as
+JSON (Argilla stores extra metadata as is, unindexed, with no size limit of its own), so the
+collector rebuilds the resolution's source event from the record alone.
 
-Logging a task again also resets the record's `review_state` to `awaiting`: a task replayed after
-its resolution was emitted gets the same resolution emitted again, under the same key.
+A replay never reopens finished work. The collector owns two things on a record: its
+`review_state` (metadata) and the `review_feedback` field shown to the reviewer. A task whose
+record exists is therefore never logged again whole (Argilla would replace the record's fields and
+metadata, each as a whole): `replay_item` leaves a record alone when it already holds the same
+task or its resolution was emitted, and otherwise (a task id published again with other content,
+the record still awaiting) updates what the publisher owns and carries the collector's values over.
 """
 
 from __future__ import annotations
@@ -59,6 +62,22 @@ def record_for(task: ReviewTask, spec: ds.DatasetSpec) -> RecordItem:
         "metadata": metadata,
         "suggestions": suggestions,
     }
+
+
+def replay_item(item: RecordItem, stored: dict[str, Any]) -> RecordItem | None:
+    """What to log for `item` (from `record_for`) when its record exists as `stored`; None: nothing."""
+    stored_metadata: dict[str, Any] = dict(stored.get("metadata") or {})
+    if stored_metadata.get(ds.REVIEW_STATE) == ds.EMITTED:
+        return None
+    if stored_metadata.get(ds.TASK_JSON) == item["metadata"][ds.TASK_JSON]:
+        return None
+    metadata = {**stored_metadata, **item["metadata"]}
+    metadata[ds.REVIEW_STATE] = stored_metadata.get(ds.REVIEW_STATE, ds.AWAITING)
+    fields = dict(item["fields"])
+    feedback = (stored.get("fields") or {}).get(ds.REVIEW_FEEDBACK)
+    if feedback is not None:
+        fields[ds.REVIEW_FEEDBACK] = feedback
+    return {**item, "fields": fields, "metadata": metadata}
 
 
 def _agent(task: ReviewTask, fallback: str) -> str:

@@ -1,23 +1,36 @@
 """The webhook receiver: a plain ASGI app that accepts only calls signed with the webhook's secret.
 
-A call whose signature is missing, wrong, or older than the Standard Webhooks tolerance (five
-minutes, against replays) gets 401 and reaches no handler. A verified event is passed to the
-handler, whose status code is the answer: 2xx tells Argilla the event is taken, 503 asks it to
-deliver the event again later. `/healthz` and `/metrics` (Prometheus) are served beside it.
+Whatever a stranger sends, the answer is a 4xx and no handler sees it, never a 500:
+
+- a body declared (Content-Length) or streamed beyond `max_body_bytes` → 413, refused before it
+  is buffered whole;
+- a signature missing, wrong, malformed (bad base64, no `v1,` prefix), a timestamp outside the
+  Standard Webhooks tolerance (five minutes either way), or a body that is not UTF-8 → 401;
+- a `webhook-id` already accepted within the tolerance window → 401: a captured call replayed.
+  Argilla gives every delivery, retries included, an id of its own, so no genuine call is refused.
+
+A verified event is passed to the handler, whose status code is the answer: 2xx tells Argilla the
+event is taken, 503 asks it to deliver the event again later. `/healthz` and `/metrics`
+(Prometheus) are served beside it. The secret is checked when the app is made: a missing or
+unusable one is a ConfigError at start.
 """
 
 from __future__ import annotations
 
+import binascii
 import json
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from standardwebhooks import Webhook
-from standardwebhooks.webhooks import WebhookVerificationError
+from standardwebhooks.webhooks import EmptyWebhookSecretError, WebhookVerificationError
 
 from workers.argilla_bridge.metrics import CollectorMetrics
+from workers.errors import ConfigError
 from workers.logs import log
 
 logger = logging.getLogger("hitl.argilla_collector")
@@ -31,14 +44,67 @@ EventHandler = Callable[[dict[str, Any]], Awaitable[int]]
 MAX_BODY_BYTES = 16 * 1024 * 1024
 HEALTH_PATH = "/healthz"
 METRICS_PATH = "/metrics"
+TOLERANCE_SECONDS = 5 * 60
+"""Standard Webhooks' timestamp tolerance, either way: older or newer calls fail verification."""
+MAX_SEEN_IDS = 100_000
+
+
+def _verifier(secret: str | None) -> Webhook:
+    # `str(None)` is how a secret missing from Argilla's answer would arrive: refuse it as missing.
+    if not isinstance(secret, str) or secret.strip() in ("", "None", "whsec_"):
+        raise ConfigError(
+            f"the webhook secret is missing (got {secret!r}): the collector cannot verify calls"
+        )
+    try:
+        return Webhook(secret)
+    except (binascii.Error, ValueError, EmptyWebhookSecretError, RuntimeError) as error:
+        raise ConfigError(f"the webhook secret is not a Standard Webhooks secret: {error}") from error
+
+
+class SeenMessageIds:
+    """The ids of the messages accepted within the tolerance window, at most `capacity` of them.
+
+    An id is kept until its message's timestamp leaves the tolerance window: from then on the
+    signature check refuses the message anyway.
+    """
+
+    def __init__(self, capacity: int = MAX_SEEN_IDS, clock: Callable[[], float] = time.time) -> None:
+        self._expiries: OrderedDict[str, float] = OrderedDict()
+        self._capacity = capacity
+        self._clock = clock
+
+    def add(self, message_id: str, timestamp: float) -> bool:
+        """Records the id; False when it is already there (a replay)."""
+        now = self._clock()
+        while self._expiries and next(iter(self._expiries.values())) < now:
+            self._expiries.popitem(last=False)
+        if self._expiries.get(message_id, 0.0) >= now:
+            return False
+        self._expiries[message_id] = timestamp + TOLERANCE_SECONDS + 1
+        self._expiries.move_to_end(message_id)
+        if len(self._expiries) > self._capacity:
+            self._expiries.popitem(last=False)
+        return True
+
+    def discard(self, message_id: str) -> None:
+        self._expiries.pop(message_id, None)
 
 
 class WebhookApp:
-    def __init__(self, secret: str, path: str, handle: EventHandler, metrics: CollectorMetrics) -> None:
-        self._verifier = Webhook(secret)
+    def __init__(
+        self,
+        secret: str | None,
+        path: str,
+        handle: EventHandler,
+        metrics: CollectorMetrics,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
+        self._verifier = _verifier(secret)
         self.path = path
         self._handle = handle
         self._metrics = metrics
+        self._max_body_bytes = max_body_bytes
+        self._seen = SeenMessageIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -58,57 +124,98 @@ class WebhookApp:
         if scope["method"] != "POST":
             await _respond(send, 405, {"error": "POST only"})
             return
-        body = await _read_body(receive)
-        if body is None:
-            await _respond(send, 413, {"error": "body too large"})
-            return
+        await self._webhook(scope, receive, send)
+
+    async def _webhook(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {
             name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
         }
+        declared = headers.get("content-length", "0").strip()
+        if not declared.isdigit():
+            await self._refuse(send, scope, 400, "bad_request", "unreadable Content-Length")
+            return
+        body = None if int(declared) > self._max_body_bytes else await self._read_body(receive)
+        if body is None:
+            # Closing the connection is what stops the rest of the body: uvicorn would read it all.
+            await self._refuse(send, scope, 413, "too_large", "body too large", close=True)
+            return
+        text, rejection = self._verified(body, headers)
+        if text is None:
+            await self._refuse(send, scope, 401, "unauthorized", "invalid signature", rejection)
+            return
+        message_id = headers["webhook-id"]
+        if not self._seen.add(message_id, float(headers["webhook-timestamp"])):
+            await self._refuse(send, scope, 401, "replayed", "message already received")
+            return
         try:
-            payload = self._verifier.verify(body, headers)
-        except WebhookVerificationError as error:
-            log(logger, "webhook_rejected", logging.WARNING, reason=str(error), client=_client(scope))
-            self._metrics.webhook_calls.labels("unauthorized").inc()
-            await _respond(send, 401, {"error": "invalid signature"})
-            return
+            payload = json.loads(text)
+        except ValueError:
+            payload = None
         if not isinstance(payload, dict):
-            await _respond(send, 400, {"error": "not a JSON object"})
+            await self._refuse(send, scope, 400, "bad_request", "not a JSON object")
             return
-        status = await self._handle(payload)
+        status = 500
+        try:
+            status = await self._handle(payload)
+        finally:
+            if status >= 300:
+                # Not taken: a delivery of the same message may come back.
+                self._seen.discard(message_id)
         self._metrics.webhook_calls.labels("accepted" if status < 300 else "retry").inc()
         await _respond(send, status, {"status": "accepted" if status < 300 else "retry later"})
 
+    def _verified(self, body: bytes, headers: dict[str, str]) -> tuple[str | None, str | None]:
+        """(the body as text, None) if the headers sign it, else (None, why), however malformed."""
+        try:
+            text = body.decode("utf-8")
+            self._verifier.verify(text, headers, json_parse=False)
+        except (WebhookVerificationError, ValueError) as error:
+            # ValueError covers what the library lets through: bad base64 (binascii.Error), a
+            # signature without its "v1," prefix, a body that is not UTF-8 (UnicodeDecodeError).
+            return None, f"{type(error).__name__}: {error}"[:300]
+        return text, None
 
-async def _read_body(receive: Receive) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+    async def _refuse(
+        self,
+        send: Send,
+        scope: Scope,
+        status: int,
+        answer: str,
+        error: str,
+        reason: str | None = None,
+        close: bool = False,
+    ) -> None:
+        log(logger, "webhook_rejected", logging.WARNING, answer=answer, reason=reason, client=_client(scope))
+        self._metrics.webhook_calls.labels(answer).inc()
+        await _respond(send, status, {"error": error}, close)
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The body, or None as soon as it grows beyond the limit (the rest is never read)."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
 
 
-async def _respond(send: Send, status: int, body: dict[str, Any]) -> None:
-    await _send(send, status, json.dumps(body).encode(), b"application/json")
+async def _respond(send: Send, status: int, body: dict[str, Any], close: bool = False) -> None:
+    await _send(send, status, json.dumps(body).encode(), b"application/json", close)
 
 
-async def _send(send: Send, status: int, content: bytes, content_type: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", content_type), (b"content-length", str(len(content)).encode())],
-        }
-    )
+async def _send(send: Send, status: int, content: bytes, content_type: bytes, close: bool = False) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(content)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": content})
 
 
