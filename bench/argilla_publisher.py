@@ -37,7 +37,6 @@ from confluent_kafka.cimpl import NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from workers.argilla_bridge.publisher import argilla_publisher
 from workers.config import Settings, load_settings
 from workers.contracts import (
     Item,
@@ -49,6 +48,7 @@ from workers.contracts import (
     TaskKind,
     encode,
 )
+from workers.review.publisher import argilla_publisher
 from workers.runtime.kafka_config import admin_config, producer_config
 from workers.runtime.loop import Runner
 from workers.runtime.topics import dead_letter_topic_config

@@ -20,7 +20,7 @@ WORKERS: dict[str, str] = {
     "band-router": "workers.band_router.worker:band_router",
     "feedback-triage": "workers.feedback_triage.worker:feedback_triage",
     "extraction-validator": "workers.extraction_validator.worker:extraction_validator",
-    "argilla-publisher": "workers.argilla_bridge.publisher:argilla_publisher",
+    "argilla-publisher": "workers.review.publisher:argilla_publisher",
     "label-sink": "workers.label_sink.worker:label_sink",
     "label-sink-decisions": "workers.label_sink.worker:label_sink_decisions",
 }
@@ -29,7 +29,7 @@ ServiceMain = Callable[[Settings], None]
 
 # Processes that are not Kafka consumers (an HTTP receiver, say): `main(settings)` runs until SIGTERM.
 SERVICES: dict[str, str] = {
-    "argilla-collector": "workers.argilla_bridge.collector:serve",
+    "argilla-collector": "workers.review.collector:serve",
 }
 
 

@@ -16,10 +16,10 @@ from tests.conftest import TopicFactory, unique_name
 from tests.support.kafka import produce, read_topic
 from tests.support.processes import free_port
 from tests.support.services import Services
-from workers.argilla_bridge.collector import Collector
-from workers.argilla_bridge.datasets import dataset_spec_for
 from workers.config import Settings, load_settings
 from workers.contracts import ReviewResolution, ReviewTask, decode, encode
+from workers.review.argilla.layout import dataset_spec_for
+from workers.review.collector import Collector
 from workers.runtime.topics import dead_letter_topic_config
 
 SCHEMA_MODULES = ("tests.argilla_bridge.schemas",)

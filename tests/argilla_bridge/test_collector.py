@@ -20,7 +20,6 @@ from tests.argilla_bridge.tasks import extraction_task, moderation_task, rag_tas
 from tests.runtime.conftest import running
 from tests.support.reviewers import Reviewer, sign_in_new_annotator
 from tests.support.services import Services
-from workers.argilla_bridge.publisher import argilla_publisher
 from workers.config import Settings
 from workers.contracts import (
     ExtractionOutcome,
@@ -31,6 +30,7 @@ from workers.contracts import (
     ResolutionStatus,
     ReviewTask,
 )
+from workers.review.publisher import argilla_publisher
 
 pytestmark = pytest.mark.usefixtures("remove_webhooks")
 
@@ -223,8 +223,8 @@ def test_the_collector_reuses_its_webhook_across_restarts(
     secrets = []
     for _ in range(2):
         with running_collector(settings, argilla_client) as collector:
-            assert collector.webhook is not None
-            secrets.append(collector.webhook["secret"])
+            assert collector.backend.webhook is not None
+            secrets.append(collector.backend.webhook["secret"])
     ours = [w for w in argilla_client.http_client.get("/api/v1/webhooks").json()["items"] if w["url"] == url]
     assert len(ours) == 1
     assert set(ours[0]["events"]) == {"record.completed", "response.created", "response.updated"}

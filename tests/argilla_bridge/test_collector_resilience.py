@@ -29,10 +29,10 @@ from tests.support.processes import start_worker
 from tests.support.reviewers import sign_in_new_annotator
 from tests.support.services import Services
 from tests.support.tcp_proxy import tcp_proxy
-from workers.argilla_bridge.collector import Collector
-from workers.argilla_bridge.publisher import argilla_publisher
 from workers.config import Settings
 from workers.contracts import LabelOutcome
+from workers.review.collector import Collector
+from workers.review.publisher import argilla_publisher
 
 pytestmark = pytest.mark.usefixtures("remove_webhooks")
 

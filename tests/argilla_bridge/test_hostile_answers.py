@@ -29,12 +29,6 @@ from tests.runtime.conftest import running
 from tests.support.kafka import Received, read_topic
 from tests.support.reviewers import Reviewer, sign_in_new_annotator
 from tests.support.services import Services
-from workers.argilla_bridge.adapter import ArgillaAdapter
-from workers.argilla_bridge.collector import Collector
-from workers.argilla_bridge.corrections import correction_check
-from workers.argilla_bridge.emission import ResolutionEmitter, ResolutionRefused
-from workers.argilla_bridge.publisher import argilla_publisher
-from workers.argilla_bridge.resolver import Resolver
 from workers.config import Settings
 from workers.contracts import (
     Extraction,
@@ -45,6 +39,11 @@ from workers.contracts import (
     decode,
 )
 from workers.extraction_validator.registry import ExtractionSchemas
+from workers.review.argilla.backend import ArgillaBackend
+from workers.review.collecting import ResolutionEmitter, ResolutionRefused, Resolver
+from workers.review.collector import Collector
+from workers.review.corrections import correction_check
+from workers.review.publisher import argilla_publisher
 from workers.runtime.dead_letters import read_dead_letter_headers
 
 pytestmark = pytest.mark.usefixtures("remove_webhooks")
@@ -96,7 +95,7 @@ def _collector(collector: Collector) -> Iterator[Collector]:
 
 def _resolver(settings: Settings) -> Resolver:
     schemas = ExtractionSchemas.from_modules(settings.extraction_validator.schema_modules)
-    return Resolver(ArgillaAdapter(settings), ResolutionEmitter(settings), correction_check(schemas))
+    return Resolver(ArgillaBackend(settings), ResolutionEmitter(settings), correction_check(schemas))
 
 
 # -- 1. one record never holds back another ---------------------------------------------------------
@@ -298,13 +297,13 @@ def test_resolving_the_same_answers_again_produces_the_same_message_bytes(
     wait_for(lambda: _record(argilla_client, record_id)["status"] == "completed")
     before = _record(argilla_client, record_id)["metadata"]
 
-    assert _resolver(settings).resolve_record(record_id) == "emitted"
+    assert _resolver(settings).resolve_item(record_id) == "emitted"
     # A crash before the record was marked, or a second collector that read it unmarked.
     argilla_client.http_client.patch(
         f"/api/v1/records/{record_id}", json={"metadata": before}
     ).raise_for_status()
     time.sleep(1.1)
-    assert _resolver(settings).resolve_record(record_id) == "emitted"
+    assert _resolver(settings).resolve_item(record_id) == "emitted"
 
     first, second = read_topic(settings.kafka_bootstrap, settings.topics.review_resolved, expect=2)
     assert first.key == second.key == str(task.task_id).encode()
@@ -335,7 +334,7 @@ def test_an_edit_after_emission_emits_the_next_revision_and_the_sink_row_follows
 ) -> None:
     from pydantic import SecretStr
 
-    from workers.label_sink.worker import label_sink_spec
+    from workers.label_sink.worker import label_sink
 
     examples = make_topic("examples", partitions=1)
     settings = settings.model_copy(
@@ -354,7 +353,7 @@ def test_an_edit_after_emission_emits_the_next_revision_and_the_sink_row_follows
             (task.task_id,),
         ).fetchone()
 
-    with _collector(Collector(settings)), running(label_sink_spec(settings, schema=pg_schema), settings):
+    with _collector(Collector(settings)), running(label_sink(settings, schema=pg_schema), settings):
         reviewer.submit(record_id, {"corrected_json": _valid(2.5)})
         (first,) = read_resolutions(settings, expect=1)
         wait_for(lambda: (row := stored()) is not None and row[0] == _valid(2.5))

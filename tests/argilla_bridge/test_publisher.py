@@ -22,9 +22,9 @@ from tests.argilla_bridge.tasks import extraction_task, moderation_task, rag_tas
 from tests.runtime.conftest import running
 from tests.support.kafka import read_topic
 from tests.support.tcp_proxy import tcp_proxy
-from workers.argilla_bridge.publisher import argilla_publisher
 from workers.config import Settings
 from workers.contracts import ReviewTask
+from workers.review.publisher import argilla_publisher
 
 
 def _by_name(items: list[dict[str, object]]) -> dict[str, dict[str, object]]:

@@ -19,10 +19,11 @@ import pytest
 
 from tests.argilla_bridge.conftest import MakeSettings
 from tests.argilla_bridge.tasks import moderation_task
-from workers.argilla_bridge.adapter import ArgillaAdapter, DatasetRef
-from workers.argilla_bridge.datasets import dataset_spec_for
-from workers.argilla_bridge.publisher import ArgillaSink
 from workers.errors import DependencyUnavailable
+from workers.review.argilla.backend import ArgillaBackend
+from workers.review.argilla.client import ArgillaAdapter, DatasetRef
+from workers.review.argilla.layout import dataset_spec_for
+from workers.review.publisher import PublishingSink
 from workers.runtime.worker import Origin, Processed
 
 PAGE = b"<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
@@ -114,8 +115,8 @@ def test_the_publishers_sink_waits_for_argilla_behind_a_proxy_page(
     task = moderation_task(1)
     dataset_spec_for(task, settings.argilla_bridge)
     with proxy_page(status) as url:
-        sink = ArgillaSink(
-            ArgillaAdapter(make_settings(argilla_api_url=url), timeout=5), settings.argilla_bridge
+        sink = PublishingSink(
+            ArgillaBackend(settings, ArgillaAdapter(make_settings(argilla_api_url=url), timeout=5))
         )
         try:
             with pytest.raises(DependencyUnavailable):

@@ -26,14 +26,14 @@ from tests.argilla_bridge.conftest import (
 from tests.argilla_bridge.tasks import extraction_task, moderation_task
 from tests.runtime.conftest import running
 from tests.support.kafka import read_topic
-from workers.argilla_bridge import adapter as adapter_module
-from workers.argilla_bridge import datasets as ds
-from workers.argilla_bridge.adapter import ArgillaAdapter
-from workers.argilla_bridge.datasets import dataset_spec_for
-from workers.argilla_bridge.publisher import NAME, ArgillaSink, argilla_publisher
 from workers.config import Settings
 from workers.contracts import ReviewTask
 from workers.errors import DependencyUnavailable
+from workers.review.argilla import client as adapter_module
+from workers.review.argilla import layout as ds
+from workers.review.argilla.backend import ArgillaBackend
+from workers.review.argilla.layout import dataset_spec_for
+from workers.review.publisher import NAME, PublishingSink, argilla_publisher
 from workers.runtime.worker import Origin, Processed
 
 FEEDBACK = "**Your correction is not valid JSON**: line 1 column 9. Fix it and submit again."
@@ -124,9 +124,9 @@ def test_two_publishers_creating_the_same_dataset_at_once_both_land_their_batche
     argilla_client: rg.Argilla, argilla_workspace: rg.Workspace, settings: Settings
 ) -> None:
     batches = [[moderation_task(i) for i in range(start, start + 20)] for start in (0, 100, 200, 300)]
-    sinks = [ArgillaSink(ArgillaAdapter(settings), settings.argilla_bridge) for _ in batches]
+    sinks = [PublishingSink(ArgillaBackend(settings)) for _ in batches]
     for sink in sinks:
-        sink.adapter.client  # noqa: B018  (connect first, as the sink does, outside the race)
+        sink.backend.adapter.client  # noqa: B018  (connect first, as the sink does, outside the race)
     start = threading.Barrier(len(sinks))
     results: list[Any] = [None] * len(sinks)
 
@@ -171,7 +171,7 @@ def test_another_publishers_fresh_draft_is_waited_for_not_deleted(
     task = moderation_task(1)
     name = dataset_spec_for(task, settings.argilla_bridge).name
     draft = _draft_of(argilla_client, argilla_workspace, name)
-    sink = ArgillaSink(ArgillaAdapter(settings), settings.argilla_bridge)
+    sink = PublishingSink(ArgillaBackend(settings))
     try:
         with pytest.raises(DependencyUnavailable, match="being created"):
             sink.write(_received([task], 0))
@@ -192,7 +192,7 @@ def test_a_draft_abandoned_by_a_crashed_publisher_is_replaced_and_the_batch_land
     draft = _draft_of(
         argilla_client, argilla_workspace, dataset_spec_for(tasks[0], settings.argilla_bridge).name
     )
-    sink = ArgillaSink(ArgillaAdapter(settings), settings.argilla_bridge)
+    sink = PublishingSink(ArgillaBackend(settings))
     try:
         assert sink.write(_received(tasks, 0)) == {}
     finally:

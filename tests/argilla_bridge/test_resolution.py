@@ -9,9 +9,6 @@ import pytest
 
 from tests.argilla_bridge.schemas import ParcelLabel
 from tests.argilla_bridge.tasks import extraction_task, moderation_task, rag_task
-from workers.argilla_bridge.corrections import correction_check
-from workers.argilla_bridge.records import ReviewResponse
-from workers.argilla_bridge.resolution import SendBack, Unresolved, answers_fingerprint, resolve
 from workers.contracts import (
     ExtractionOutcome,
     LabelOutcome,
@@ -24,22 +21,25 @@ from workers.contracts import (
     encode,
 )
 from workers.extraction_validator.registry import ExtractionSchema, ExtractionSchemas
+from workers.review.answers import SendBack, Unresolved, answers_fingerprint, resolve
+from workers.review.backend import Answer
+from workers.review.corrections import correction_check
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 CHECK = correction_check(ExtractionSchemas([ExtractionSchema("parcel_label", "1", ParcelLabel)]))
 
 
-def _response(n: int, status: str = "submitted", **values: Any) -> ReviewResponse:
-    return ReviewResponse(
-        response_id=f"r{n}",
-        user_id=f"user-{n}",
+def _response(n: int, status: str = "submitted", **values: Any) -> Answer:
+    return Answer(
+        answer_id=f"r{n}",
+        reviewer=f"user-{n}",
         status=status,
-        values={name: {"value": value} for name, value in values.items()},
+        values=values,
         at=T0 + timedelta(minutes=n),
     )
 
 
-def _resolve(task: ReviewTask, *responses: ReviewResponse, min_submitted: int = 1) -> object:
+def _resolve(task: ReviewTask, *responses: Answer, min_submitted: int = 1) -> object:
     return resolve(task, responses, min_submitted=min_submitted, check_correction=CHECK)
 
 
@@ -130,7 +130,7 @@ def test_a_correction_failing_its_schema_is_sent_back_with_the_error() -> None:
         min_submitted=2,
     )
     assert isinstance(decision, SendBack)
-    assert [r.response_id for r in decision.responses] == ["r2", "r3"]
+    assert [r.answer_id for r in decision.answers] == ["r2", "r3"]
     assert "tracking_number" in decision.message and "colour" in decision.message
     assert "not valid JSON" in decision.message
 
@@ -177,7 +177,7 @@ def test_rag_text_the_store_would_refuse_is_sent_back(question: str, text: str) 
         rag_task(), _response(1, verdict="incorrect", **{question: text}), _response(2, verdict="correct")
     )
     assert isinstance(decision, SendBack)
-    assert [r.response_id for r in decision.responses] == ["r1"]
+    assert [r.answer_id for r in decision.answers] == ["r1"]
     assert question in decision.message
 
 

@@ -16,9 +16,9 @@ from tests.argilla_bridge.browser import CHROMIUM, headless_chromium
 from tests.argilla_bridge.conftest import dataset_of
 from tests.argilla_bridge.tasks import moderation_task
 from tests.support.services import REPO_DIR
-from workers.argilla_bridge.adapter import ArgillaAdapter
-from workers.argilla_bridge.publisher import ArgillaSink
 from workers.config import Settings
+from workers.review.argilla.backend import ArgillaBackend
+from workers.review.publisher import PublishingSink
 from workers.runtime.worker import Origin, Processed
 
 SCREENSHOT = REPO_DIR / "artifacts" / "argilla-moderation-record.png"
@@ -49,7 +49,7 @@ def test_an_annotator_sees_the_items_text_and_the_models_suggestion(
     annotator: tuple[str, str],
 ) -> None:
     task = moderation_task(7)
-    sink = ArgillaSink(ArgillaAdapter(settings), settings.argilla_bridge)
+    sink = PublishingSink(ArgillaBackend(settings))
     assert sink.write([Processed(task, Origin(settings.topics.review_tasks, 0, 0, None))]) == {}
     sink.close()
     dataset = dataset_of(argilla_client, argilla_workspace, settings, task)

@@ -20,9 +20,9 @@ from standardwebhooks import Webhook
 
 from tests.argilla_bridge.conftest import wait_for
 from tests.support.processes import free_port
-from workers.argilla_bridge.metrics import CollectorMetrics
-from workers.argilla_bridge.webhook_app import WebhookApp
 from workers.errors import ConfigError
+from workers.review.argilla.webhooks import WebhookApp
+from workers.review.metrics import CollectorMetrics
 
 SECRET = "whsec_" + base64.b64encode(b"a secret of thirty-two bytes!!!!").decode()
 PATH = "/argilla/webhook"

@@ -23,10 +23,10 @@ from tests.argilla_bridge.tasks import moderation_task
 from tests.runtime.conftest import running
 from tests.support.reviewers import sign_in_new_annotator
 from tests.support.services import Services
-from workers.argilla_bridge.datasets import dataset_spec_for
-from workers.argilla_bridge.publisher import argilla_publisher
 from workers.config import Settings
 from workers.contracts import LabelOutcome
+from workers.review.argilla.layout import dataset_spec_for
+from workers.review.publisher import argilla_publisher
 
 pytestmark = pytest.mark.usefixtures("remove_webhooks")
 
@@ -52,11 +52,11 @@ def test_unsigned_wrongly_signed_and_stale_calls_get_401_and_emit_nothing(
     url = settings.argilla_bridge.collector_public_url
 
     with running_collector(settings, argilla_client) as collector:
-        assert collector.webhook is not None
-        secret = str(collector.webhook["secret"])
+        assert collector.backend.webhook is not None
+        secret = str(collector.backend.webhook["secret"])
         # Argilla's own calls are switched off, so that only the calls below can reach the collector.
         argilla_client.http_client.patch(
-            f"/api/v1/webhooks/{collector.webhook['id']}", json={"enabled": False}
+            f"/api/v1/webhooks/{collector.backend.webhook['id']}", json={"enabled": False}
         ).raise_for_status()
         reviewer.submit(str(record["id"]), {"label": "ok"})
         wait_for(

@@ -55,11 +55,6 @@ class PolicyHolder:
         self._next_check = clock() + check_seconds
         log(logger, "policy_loaded", path=str(path), version=self._policy.version)
 
-    @property
-    def policy(self) -> Policy:
-        """The policy in force, without looking at the file."""
-        return self._policy
-
     def current(self) -> Policy:
         """The policy in force, after reloading it if it is time to look at the file."""
         if self._reload_requested or self._clock() >= self._next_check:

@@ -289,7 +289,11 @@ class Runner:
         if self.transactional:
             self.output.commit(offsets, self.consumer.consumer_group_metadata())
             return
-        self.output.acknowledge(120)
+        try:
+            self.output.acknowledge(120)
+        except ProduceRefused as refused:
+            # Which message of the batch the broker refused is not known: the batch is retried.
+            raise OutputsNotAcknowledged(f"the broker refused an output: {refused}") from refused
         if offsets:
             try:
                 self.consumer.commit(offsets=offsets, asynchronous=False)

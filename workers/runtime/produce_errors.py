@@ -13,6 +13,8 @@ MESSAGE_FAULTS = frozenset(
         KafkaError.INVALID_MSG,
         KafkaError.INVALID_RECORD,
         KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError._INVALID_ARG,
+        KafkaError._BAD_MSG,
     }
 )
 

@@ -83,11 +83,14 @@ class KafkaOutput:
                 ) from exception
 
     def acknowledge(self, timeout: float) -> None:
-        """Waits until the broker has acknowledged everything sent; raises OutputsNotAcknowledged
-        when something was not."""
+        """Waits until the broker has acknowledged everything sent; raises ProduceRefused when the
+        broker refused what was sent for what it is (too large for the topic, say), else
+        OutputsNotAcknowledged when something was not acknowledged."""
         unacknowledged = self._producer.flush(timeout)
         if unacknowledged or self._errors:
             errors, self._errors = self._errors, []
+            if not unacknowledged and all(is_message_fault(error) for error in errors):
+                raise ProduceRefused(errors[0])
             raise OutputsNotAcknowledged(
                 f"{unacknowledged} messages unacknowledged, delivery errors: {errors[:3]}",
                 fatal=any(error.fatal() for error in errors),

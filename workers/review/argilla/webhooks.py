@@ -29,9 +29,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError, WebhookVerificationError
 
-from workers.argilla_bridge.metrics import CollectorMetrics
+from workers.config import ArgillaBridgeSettings
 from workers.errors import ConfigError
 from workers.logs import log
+from workers.review.argilla.client import ArgillaAdapter
+from workers.review.metrics import CollectorMetrics
 
 logger = logging.getLogger("hitl.argilla_collector")
 
@@ -232,3 +234,41 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 def _client(scope: Scope) -> str | None:
     client = scope.get("client")
     return f"{client[0]}:{client[1]}" if client else None
+
+
+# -- what the collector asks Argilla to send, and which events it acts on ---------------------------
+
+WEBHOOK_EVENTS = ("record.completed", "response.created", "response.updated")
+WEBHOOK_DESCRIPTION = "hitl-workers argilla-collector"
+_RESPONSE_STATUSES_TO_RESOLVE = frozenset({"submitted", "discarded"})
+
+
+def register_webhook(adapter: ArgillaAdapter, url: str) -> dict[str, Any]:
+    """The webhook Argilla calls at `url`: the existing one, updated if need be, or a new one."""
+    for webhook in adapter.webhooks():
+        if webhook["url"] == url:
+            if sorted(webhook["events"]) != sorted(WEBHOOK_EVENTS) or not webhook.get("enabled", True):
+                webhook = adapter.update_webhook(str(webhook["id"]), WEBHOOK_EVENTS)
+            return webhook
+    return adapter.create_webhook(url, WEBHOOK_EVENTS, WEBHOOK_DESCRIPTION)
+
+
+def record_to_resolve(payload: dict[str, Any], bridge: ArgillaBridgeSettings) -> str | None:
+    """The id of the record the event may resolve, if it is one of this bridge's records."""
+    event_type = payload.get("type")
+    data = payload.get("data") or {}
+    if event_type == "record.completed":
+        record = data
+    elif event_type in ("response.created", "response.updated"):
+        if data.get("status") not in _RESPONSE_STATUSES_TO_RESOLVE:
+            return None
+        record = data.get("record") or {}
+    else:
+        return None
+    dataset = record.get("dataset") or {}
+    workspace = (dataset.get("workspace") or {}).get("name")
+    if workspace != bridge.workspace or not str(dataset.get("name", "")).startswith(
+        bridge.dataset_prefix + "-"
+    ):
+        return None
+    return str(record["id"]) if record.get("id") else None

@@ -18,9 +18,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from workers.argilla_bridge.resolution import CorrectionCheck, unstorable_text_problem
 from workers.contracts import Extraction
 from workers.extraction_validator.registry import ExtractionSchemas, UnknownSchema
+from workers.review.answers import CorrectionCheck, unstorable_text_problem
 from workers.validation_errors import describe
 
 MAX_REPORTED_ERRORS = 10

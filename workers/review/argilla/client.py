@@ -33,12 +33,12 @@ import httpx
 import pydantic
 from argilla._exceptions import ArgillaAPIError, ArgillaError
 
-from workers.argilla_bridge.datasets import DatasetSpec
-from workers.argilla_bridge.records import RecordItem
 from workers.config import Settings
 from workers.errors import DependencyUnavailable, RejectedEvent
 from workers.logs import log
 from workers.reasons import Reason
+from workers.review.argilla.layout import DatasetSpec
+from workers.review.argilla.records import RecordItem
 
 logger = logging.getLogger("hitl.argilla")
 
@@ -431,9 +431,6 @@ class ArgillaAdapter:
         body = {"events": list(events), "enabled": True}
         doing = f"updating webhook {webhook_id}"
         return _object(self._call("PATCH", f"/api/v1/webhooks/{webhook_id}", doing, json=body))
-
-    def delete_webhook(self, webhook_id: str) -> None:
-        self._call("DELETE", f"/api/v1/webhooks/{webhook_id}", f"deleting webhook {webhook_id}")
 
 
 def _object(body: Any, doing: str = "reading Argilla's answer") -> dict[str, Any]:

@@ -14,13 +14,10 @@ the record still awaiting) updates what the publisher owns and carries the colle
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from workers.argilla_bridge import datasets as ds
 from workers.contracts import (
     Extraction,
     Feedback,
@@ -31,6 +28,9 @@ from workers.contracts import (
 )
 from workers.errors import RejectedEvent
 from workers.reasons import Reason
+from workers.review.answers import CORRECTED_JSON, LABEL, VERDICT
+from workers.review.argilla import layout as ds
+from workers.review.backend import Answer
 
 RecordItem = dict[str, Any]
 """A record as Argilla's bulk upsert takes it; suggestions name their question (`question_name`)."""
@@ -98,7 +98,7 @@ def _moderation(
         # Not an image Argilla can show and no text: the reviewer gets the pointer to the content.
         fields[ds.TEXT] = f"({source.item.content_type}) {source.item.uri or source.item.id}"
     suggestion = {
-        "question_name": ds.LABEL,
+        "question_name": LABEL,
         "value": label,
         "score": score,
         "agent": _agent(task, f"{source.model.name}@{source.model.version}"),
@@ -126,7 +126,7 @@ def _rag(
     if task.suggestion.label is not None:
         suggestions.append(
             {
-                "question_name": ds.VERDICT,
+                "question_name": VERDICT,
                 "value": task.suggestion.label,
                 "score": task.suggestion.score,
                 "agent": _agent(task, f"{source.model.name}@{source.model.version}"),
@@ -147,7 +147,7 @@ def _extraction(
     }
     prefill = task.suggestion.corrected_json or source.raw_output
     suggestion = {
-        "question_name": ds.CORRECTED_JSON,
+        "question_name": CORRECTED_JSON,
         "value": prefill,
         "agent": _agent(task, f"{source.model.name}@{source.model.version}"),
         "type": "model",
@@ -155,34 +155,29 @@ def _extraction(
     return fields, {ds.SCHEMA_VERSION: source.schema_version}, [suggestion]
 
 
-@dataclass(frozen=True)
-class ReviewResponse:
-    """One reviewer's response to a record, as the resolution needs it."""
-
-    response_id: str
-    user_id: str
-    status: str
-    values: dict[str, Any]
-    at: datetime
-
-    def value(self, question: str) -> Any:
-        answer = self.values.get(question)
-        return answer.get("value") if isinstance(answer, dict) else None
-
-
-def responses_of(record: dict[str, Any]) -> list[ReviewResponse]:
-    """The record's responses, oldest first."""
-    responses = [
-        ReviewResponse(
-            response_id=str(response["id"]),
-            user_id=str(response["user_id"]),
+def answers_of(record: dict[str, Any]) -> list[Answer]:
+    """The record's responses as answers, oldest first; Argilla's values ({question: {"value": v}})
+    become plain ones, and stay as they are in `raw` for sending them back."""
+    answers = [
+        Answer(
+            answer_id=str(response["id"]),
+            reviewer=str(response["user_id"]),
             status=str(response["status"]),
-            values=dict(response.get("values") or {}),
-            at=datetime.fromisoformat(str(response.get("updated_at") or response["inserted_at"])),
+            values={
+                question: answer.get("value") if isinstance(answer, dict) else None
+                for question, answer in (response.get("values") or {}).items()
+            },
+            at=_utc(datetime.fromisoformat(str(response.get("updated_at") or response["inserted_at"]))),
+            raw=dict(response.get("values") or {}),
         )
         for response in record.get("responses") or []
     ]
-    return sorted(responses, key=lambda response: (response.at, response.response_id))
+    return sorted(answers, key=lambda answer: (answer.at, answer.answer_id))
+
+
+def _utc(at: datetime) -> datetime:
+    # Argilla writes its timestamps without an offset; they are UTC.
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def task_of(record: dict[str, Any]) -> ReviewTask:
@@ -199,11 +194,3 @@ def task_of(record: dict[str, Any]) -> ReviewTask:
 
 def is_emitted(record: dict[str, Any]) -> bool:
     return (record.get("metadata") or {}).get(ds.REVIEW_STATE) == ds.EMITTED
-
-
-def canonical_json(text: str) -> str | None:
-    """The JSON text in one canonical form (sorted keys, no spaces), or None when it is not JSON."""
-    try:
-        return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    except (TypeError, ValueError):
-        return None

@@ -10,7 +10,8 @@ between tasks:
 - rag_answer: one dataset.
 - extraction: one dataset per schema name (versions share it; the version is metadata).
 
-The names of fields, questions and metadata here are what `records` writes and `resolution` reads.
+The names of fields and metadata here are what `records` writes and reads; the questions are the
+review package's (`answers`).
 Settings apply when a dataset is created: a later change of `min_submitted` (Argilla fixes the task
 distribution once a dataset has responses) or of these definitions needs a new dataset prefix.
 """
@@ -24,7 +25,8 @@ from dataclasses import dataclass
 import argilla as rg
 
 from workers.config import ArgillaBridgeSettings
-from workers.contracts import Extraction, Prediction, RagFault, RagVerdict, ReviewTask, TaskKind
+from workers.contracts import Extraction, Prediction, RagFault, RagVerdict, ReviewTask
+from workers.review.answers import CORRECTED_ANSWER, CORRECTED_JSON, FAULT, LABEL, NOTE, VERDICT
 
 # Fields
 TEXT = "text"
@@ -36,13 +38,7 @@ SOURCE_TEXT = "source_text"
 VALIDATION_ERRORS = "validation_errors"
 REVIEW_FEEDBACK = "review_feedback"
 
-# Questions
-LABEL = "label"
-VERDICT = "verdict"
-FAULT = "fault"
-CORRECTED_ANSWER = "corrected_answer"
-NOTE = "note"
-CORRECTED_JSON = "corrected_json"
+# Questions: the review package's names, which the answers are read by.
 
 # Metadata properties, filterable and sortable in the UI
 MODEL = "model"
@@ -70,7 +66,6 @@ class DatasetSpec:
     """A dataset as the bridge wants it: its name and the settings it is created with."""
 
     name: str
-    kind: TaskKind
     settings: rg.Settings
     image: bool = False
 
@@ -88,11 +83,11 @@ def dataset_spec_for(task: ReviewTask, bridge: ArgillaBridgeSettings) -> Dataset
             _short_hash(labels),
             *(["image"] if image else []),
         )
-        return DatasetSpec(name, task.kind, moderation_settings(labels, image, min_submitted), image)
+        return DatasetSpec(name, moderation_settings(labels, image, min_submitted), image)
     if isinstance(source, Extraction):
         name = _name(bridge.dataset_prefix, "extraction", source.schema_name)
-        return DatasetSpec(name, task.kind, extraction_settings(source.schema_name, min_submitted))
-    return DatasetSpec(_name(bridge.dataset_prefix, "rag_answer"), task.kind, rag_settings(min_submitted))
+        return DatasetSpec(name, extraction_settings(source.schema_name, min_submitted))
+    return DatasetSpec(_name(bridge.dataset_prefix, "rag_answer"), rag_settings(min_submitted))
 
 
 def _is_image(prediction: Prediction) -> bool:
