@@ -50,6 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--system-prompt", help="system message of rag_answer examples")
     export.set_defaults(action=export_examples)
 
+    dlq = commands.add_parser("dlq", help="list dead letters, or replay them to their source topic")
+    dlq_actions = dlq.add_subparsers(dest="dlq_command", required=True)
+    listing = dlq_actions.add_parser("list", help="counts by reason and the last few, with their headers")
+    listing.add_argument("topic", nargs="?", help="a dead-letter topic (default: every one of the settings)")
+    listing.add_argument("--last", type=int, default=5, help="how many of the latest to show")
+    listing.set_defaults(action=list_dead_letters)
+    replaying = dlq_actions.add_parser("replay", help="produce dead letters again to their source topic")
+    replaying.add_argument("topic", help="the dead-letter topic")
+    replaying.add_argument("--reason", help="only the letters with this reason")
+    replaying.add_argument("--since", help="only letters that failed at or after this ISO-8601 time (UTC)")
+    replaying.add_argument("--dry-run", action="store_true", help="count, produce nothing")
+    replaying.set_defaults(action=replay_dead_letters)
+
     commands.add_parser("demo", help="run the whole pipeline on the bundled sample").set_defaults(
         action=run_demo
     )
@@ -65,7 +78,7 @@ def installed_version() -> str:
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    from workers.registry import load_service, load_worker
+    from workers.registry import load_service, load_worker, metrics_port
     from workers.runtime.loop import Runner
 
     configure_logging(args.log_level)
@@ -76,7 +89,7 @@ def run_worker(args: argparse.Namespace) -> int:
         return 0
     runner = Runner(load_worker(args.worker, settings), settings)
     runner.install_signal_handlers()
-    port = runner.metrics.serve(settings.metrics_port)
+    port = runner.metrics.serve(metrics_port(args.worker, settings))
     print(f"metrics on :{port}/metrics", file=sys.stderr, flush=True)
     runner.run()
     return 0
@@ -93,6 +106,31 @@ def export_examples(args: argparse.Namespace) -> int:
         args.output,
         args.system_prompt or DEFAULT_SYSTEM_PROMPT,
     )
+
+
+def list_dead_letters(args: argparse.Namespace) -> int:
+    from workers.dlq import dead_letter_topics, format_listing
+    from workers.dlq import list_dead_letters as listing
+
+    settings = load_settings()
+    for found in listing(settings, [args.topic] if args.topic else dead_letter_topics(settings), args.last):
+        print("\n".join(format_listing(found)))
+    return 0
+
+
+def replay_dead_letters(args: argparse.Namespace) -> int:
+    from workers.dlq import replay
+    from workers.label_sink.export import parse_since
+
+    since = parse_since(args.since) if args.since else None
+    count = replay(load_settings(), args.topic, reason=args.reason, since=since, dry_run=args.dry_run)
+    verb = "would replay" if args.dry_run else "replayed"
+    targets = ", ".join(f"{n} to {topic}" for topic, n in sorted(count.by_target.items()))
+    print(
+        f"{verb} {count.replayed} of {count.selected} dead letters{f' ({targets})' if targets else ''}; "
+        f"{count.already_replayed} already replayed, {count.not_replayable} not replayable (value cut)"
+    )
+    return 0
 
 
 def run_demo(_args: argparse.Namespace) -> int:

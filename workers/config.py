@@ -154,6 +154,21 @@ class LabelSinkSettings(Frozen):
     include_auto_decisions: bool = Field(False, description="also write auto-accepted/rejected decisions")
 
 
+class GatewaySettings(Frozen):
+    """The HTTP gateway (`hitl-workers run gateway`): events posted over HTTP onto the input topics."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535, description="serves the API, /metrics and the widget")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="larger request bodies get 413")
+    ack_timeout_seconds: float = Field(
+        5.0, gt=0, le=300, description="wait for the broker's acknowledgement before answering 503"
+    )
+    retry_after_seconds: int = Field(5, ge=1, description="the Retry-After of a 503")
+    tokens: tuple[SecretStr, ...] = Field((), description="bearer tokens accepted; none: no token needed")
+    tokens_file: Path | None = Field(None, description="a file of bearer tokens, one a line (# comments)")
+    cors_origins: tuple[str, ...] = Field((), description="origins whose pages may post (CORS)")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HITL_",
@@ -183,6 +198,7 @@ class Settings(BaseSettings):
     extraction_validator: ExtractionValidatorSettings = ExtractionValidatorSettings()
     argilla_bridge: ArgillaBridgeSettings = ArgillaBridgeSettings()
     label_sink: LabelSinkSettings = LabelSinkSettings()
+    gateway: GatewaySettings = GatewaySettings()
 
     @classmethod
     def settings_customise_sources(

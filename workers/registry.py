@@ -25,11 +25,32 @@ WORKERS: dict[str, str] = {
     "label-sink-decisions": "workers.label_sink.worker:label_sink_decisions",
 }
 
+# Each worker's metrics port when HITL_METRICS_PORT is not set, so that workers of one host do not
+# collide. The collector serves /metrics on its webhook port (HITL_ARGILLA_BRIDGE__COLLECTOR_PORT,
+# 8410), the gateway on its HTTP port (HITL_GATEWAY__PORT, 8000). Workers of your own get 9400.
+METRICS_PORTS: dict[str, int] = {
+    "band-router": 9401,
+    "feedback-triage": 9402,
+    "extraction-validator": 9403,
+    "argilla-publisher": 9404,
+    "label-sink": 9405,
+    "label-sink-decisions": 9406,
+}
+
+
+def metrics_port(name_or_path: str, settings: Settings) -> int:
+    """HITL_METRICS_PORT when it is set (in the environment or the config file), else the worker's own."""
+    if "metrics_port" in settings.model_fields_set:
+        return settings.metrics_port
+    return METRICS_PORTS.get(name_or_path, settings.metrics_port)
+
+
 ServiceMain = Callable[[Settings], None]
 
 # Processes that are not Kafka consumers (an HTTP receiver, say): `main(settings)` runs until SIGTERM.
 SERVICES: dict[str, str] = {
     "argilla-collector": "workers.review.collector:serve",
+    "gateway": "workers.gateway.server:serve",
 }
 
 

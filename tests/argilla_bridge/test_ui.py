@@ -1,33 +1,26 @@
-"""What a reviewer sees: a moderation record in Argilla's own UI, in headless Chromium."""
+"""What a reviewer sees: a moderation record in Argilla's own UI, in the system's Chromium (Playwright)."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import argilla as rg
 import pytest
+from playwright.sync_api import expect
 
-from tests.argilla_bridge.browser import CHROMIUM, headless_chromium
 from tests.argilla_bridge.conftest import dataset_of
 from tests.argilla_bridge.tasks import moderation_task
-from tests.support.services import REPO_DIR
+from tests.support.chromium import chromium, needs_chromium, screenshot_path
 from workers.config import Settings
 from workers.review.argilla.backend import ArgillaBackend
 from workers.review.publisher import PublishingSink
 from workers.runtime.worker import Origin, Processed
 
-SCREENSHOT = REPO_DIR / "artifacts" / "argilla-moderation-record.png"
+SCREENSHOT = screenshot_path("argilla-moderation-record.png")
 
-# CI installs Chromium (.ci/run), so there a missing browser fails the test instead of skipping it.
-pytestmark = pytest.mark.skipif(
-    shutil.which(CHROMIUM) is None and not os.environ.get("CI"),
-    reason="needs Debian's chromium package (apt-get install chromium)",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture
@@ -56,26 +49,26 @@ def test_an_annotator_sees_the_items_text_and_the_models_suggestion(
     text = task.source.item.text  # type: ignore[union-attr]
     username, password = annotator
 
-    with headless_chromium() as browser:
-        browser.open_page()
-        browser.goto(f"{settings.argilla_api_url}/sign-in")
-        browser.wait_until("!!document.querySelector('input[name=Username]')")
-        browser.type_into("input[name=Username]", username)
-        browser.type_into("input[name=Password]", password)
-        browser.evaluate("document.querySelector('button[type=submit]').click()")
-        browser.wait_until("!location.pathname.startsWith('/sign-in')")
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{settings.argilla_api_url}/sign-in")
+        page.locator("input[name=Username]").fill(username)
+        page.locator("input[name=Password]").fill(password)
+        page.locator("button[type=submit]").click()
+        page.wait_for_url(lambda url: "/sign-in" not in url)
 
-        browser.goto(f"{settings.argilla_api_url}/dataset/{dataset['id']}/annotation-mode")
-        browser.wait_until(f"document.body.innerText.includes({json.dumps(text)})")
-        suggested = browser.wait_until(
-            "(() => { const found = Array.from(document.querySelectorAll('.label-text'))"
-            ".filter(label => label.querySelector('.label-text__suggestion'))"
-            ".map(label => [label.querySelector('.label-text__text').innerText,"
-            " label.querySelector('.label-text__suggestion__score').innerText]);"
-            " return found.length ? found : null; })()"
-        )
-        agent = browser.evaluate("document.querySelector('[aria-label=toxic] .tooltip__text')?.textContent")
-        browser.screenshot(SCREENSHOT)
+        page.goto(f"{settings.argilla_api_url}/dataset/{dataset['id']}/annotation-mode")
+        expect(page.get_by_text(text, exact=False).first).to_be_visible(timeout=30_000)
+        suggested_label = page.locator(".label-text:has(.label-text__suggestion)")
+        expect(suggested_label).to_have_count(1, timeout=30_000)
+        suggested = [
+            [
+                suggested_label.locator(".label-text__text").inner_text(),
+                suggested_label.locator(".label-text__suggestion__score").inner_text(),
+            ]
+        ]
+        agent = page.locator("[aria-label=toxic] .tooltip__text").first.text_content()
+        page.screenshot(path=SCREENSHOT)
 
     assert suggested == [["toxic", "0.6"]]
     assert agent == "toxicity-bert:2.3.1"

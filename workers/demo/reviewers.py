@@ -55,8 +55,18 @@ def sign_in(api_url: str, username: str, password: str) -> SignedInReviewer:
     return SignedInReviewer(username, http)
 
 
+def find_user(owner: rg.Argilla, username: str) -> rg.User | None:
+    # Listed, not `owner.users(username)`, which warns (UserWarning) when the user does not exist yet.
+    return next((user for user in owner.users if user.username == username), None)
+
+
+def find_workspace(owner: rg.Argilla, name: str) -> rg.Workspace | None:
+    # Listed, not `owner.workspaces(name)`, which warns when the workspace does not exist yet.
+    return next((workspace for workspace in owner.workspaces if workspace.name == name), None)
+
+
 def ensure_annotator(owner: rg.Argilla, workspace: rg.Workspace, username: str, password: str) -> None:
-    user = owner.users(username)
+    user = find_user(owner, username)
     if user is None:
         user = rg.User(username=username, password=password, role="annotator", client=owner).create()
     if username not in {member.username for member in workspace.users}:

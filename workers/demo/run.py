@@ -3,19 +3,26 @@
 It works in a namespace of its own, emptied at the start of every run: topics `demo.*`, the
 PostgreSQL schema `demo` and the Argilla workspace `hitl-demo`. Steps:
 
-1. start every worker as its own process (logs in .stack/demo/logs/);
-2. produce the sample predictions, feedback and extractions as JSON, as applications do;
+1. start every worker and the gateway as its own process (logs in .stack/demo/logs/);
+2. produce the sample predictions, feedback and extractions as JSON, as applications do: part of
+   the feedback over HTTP through the gateway, the rest straight onto the topics;
 3. wait until the routers have routed everything and the review tasks are records in Argilla;
 4. let simulated reviewers answer every record through Argilla's API;
 5. wait until the label-sink has written the resolved labels, and export them for fine-tuning;
-6. print what landed where, and stop the workers. The stack keeps running, so the records,
-   responses and tables stay there to look at.
+6. print what landed where, with the URL of the gateway's demo page (the 👍/👎 widget); in a
+   terminal the pipeline keeps running for that page until Ctrl-C, then the workers stop. The
+   stack keeps running, so the records, responses and tables stay there to look at.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -30,7 +37,7 @@ from confluent_kafka.admin import AdminClient
 
 from workers.config import Settings, load_settings
 from workers.demo.processes import WorkerProcesses
-from workers.demo.reviewers import answer_values, ensure_annotator, sign_in
+from workers.demo.reviewers import answer_values, ensure_annotator, find_workspace, sign_in
 from workers.runtime.kafka_config import admin_config
 from workers.runtime.topics import create_topics, project_topics
 from workers.storage.migrations import migrate
@@ -49,7 +56,11 @@ WORKERS = (
     "argilla-publisher",
     "argilla-collector",
     "label-sink",
+    "gateway",
 )
+# The share of the sample's feedback that goes through the gateway (the rest straight to Kafka).
+FEEDBACK_OVER_HTTP = 0.5
+PROGRESS_EVERY_SECONDS = 10
 TOPIC_FIELDS = (
     "predictions",
     "feedback",
@@ -73,9 +84,24 @@ def demo_environment(settings: Settings) -> dict[str, str]:
         "HITL_ARGILLA_BRIDGE__RECONCILE_INTERVAL_SECONDS": "10",
         "HITL_GROUP_ID_PREFIX": "demo",
         "HITL_RUNTIME__BATCH_WAIT_SECONDS": "0.2",
+        "HITL_GATEWAY__PORT": str(gateway_port()),
     }
     environment |= {f"HITL_TOPICS__{name.upper()}": f"demo.{name.replace('_', '.')}" for name in TOPIC_FIELDS}
     return environment
+
+
+def gateway_port() -> int:
+    """HITL_GATEWAY__PORT if set; else the gateway's default 8000 if it is free, else any free port."""
+    if os.environ.get("HITL_GATEWAY__PORT"):
+        return int(os.environ["HITL_GATEWAY__PORT"])
+    for port in (8000, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    raise RuntimeError("no free port for the gateway")
 
 
 def run_demo() -> int:
@@ -96,11 +122,15 @@ def run_demo() -> int:
     processes = WorkerProcesses(OUTPUT_DIR / "logs", environment)
     for port, name in enumerate(WORKERS, start=9411):
         processes.start(name, metrics_port=port)
-    say(f"started {len(WORKERS)} workers: {', '.join(WORKERS)} (logs in {processes.log_dir})")
+    say(f"started {len(WORKERS)} processes: {', '.join(WORKERS)} (logs in {processes.log_dir})")
+    gateway = f"http://127.0.0.1:{environment['HITL_GATEWAY__PORT']}"
     try:
-        sent = produce_samples(settings)
+        wait_for_gateway(gateway, processes)
+        say(f"the gateway is up: {gateway}/demo is a page with the 👍/👎 widget")
+        sent = produce_samples(settings, gateway)
         say(
-            f"produced {sent['predictions']} predictions, {sent['feedback']} feedback events and "
+            f"produced {sent['predictions']} predictions, {sent['feedback']} feedback events "
+            f"({sent['feedback_over_http']} of them over HTTP through the gateway) and "
             f"{sent['extractions']} extractions"
         )
         routed = wait_for_routing(settings, sent, processes)
@@ -126,7 +156,10 @@ def run_demo() -> int:
             processes,
         )
         exports = export_all(settings)
-        summary(settings, sent, routed, records, examples, exports)
+        summary(settings, sent, routed, records, examples, exports, gateway)
+        # Only for a person at a terminal: a script or a test reading the output gets its exit.
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            keep_running(processes, gateway)
     finally:
         codes = processes.stop_all()
         stopped = ", ".join(f"{name}={code}" for name, code in codes.items())
@@ -136,6 +169,16 @@ def run_demo() -> int:
 
 def say(line: str) -> None:
     print(f"[demo] {line}", flush=True)
+
+
+def keep_running(processes: WorkerProcesses, gateway: str) -> None:
+    say(f"the pipeline keeps running: vote on {gateway}/demo, then press Ctrl-C to stop it")
+    try:
+        while True:
+            processes.check_alive()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print()
 
 
 # -- reset -----------------------------------------------------------------------------------------
@@ -154,7 +197,7 @@ def reset(settings: Settings, owner: rg.Argilla) -> None:
     with psycopg.connect(load_settings().postgres_dsn.get_secret_value(), autocommit=True) as connection:
         connection.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
         connection.execute(f"CREATE SCHEMA {SCHEMA}")
-    workspace = owner.workspaces(WORKSPACE)
+    workspace = find_workspace(owner, WORKSPACE)
     if workspace is not None:
         for dataset in workspace.datasets:
             dataset.delete()
@@ -167,29 +210,61 @@ def reset(settings: Settings, owner: rg.Argilla) -> None:
 # -- producing and waiting -------------------------------------------------------------------------
 
 
-def produce_samples(settings: Settings) -> dict[str, int]:
+def wait_for_gateway(gateway: str, processes: WorkerProcesses) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        processes.check_alive()
+        try:
+            with urllib.request.urlopen(f"{gateway}/healthz", timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the gateway did not answer at {gateway} in 60 s") from None
+            time.sleep(0.3)
+
+
+def post_feedback(gateway: str, lines: list[str]) -> int:
+    """Posts feedback events to the gateway in arrays of 10, as a web backend would; returns the count."""
+    for start in range(0, len(lines), 10):
+        body = ("[" + ",".join(lines[start : start + 10]) + "]").encode()
+        request = urllib.request.Request(
+            f"{gateway}/v1/feedback", data=body, headers={"content-type": "application/json"}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                accepted = json.load(response)["accepted"]
+        except urllib.error.HTTPError as error:
+            raise RuntimeError(f"the gateway answered {error.code}: {error.read()[:500]!r}") from error
+        if accepted != len(lines[start : start + 10]):
+            raise RuntimeError(f"the gateway accepted {accepted} of {len(lines[start : start + 10])}")
+    return len(lines)
+
+
+def produce_samples(settings: Settings, gateway: str) -> dict[str, int]:
+    samples = {
+        name: (SAMPLES_DIR / f"{name}.jsonl").read_text().splitlines()
+        for name in ("predictions", "feedback", "extractions")
+    }
+    over_http = samples["feedback"][: int(len(samples["feedback"]) * FEEDBACK_OVER_HTTP)]
+    post_feedback(gateway, over_http)
+    straight = {
+        settings.topics.predictions: samples["predictions"],
+        settings.topics.feedback: samples["feedback"][len(over_http) :],
+        settings.topics.extractions: samples["extractions"],
+    }
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 10})
-    sent: dict[str, int] = {}
-    for name, topic in (
-        ("predictions", settings.topics.predictions),
-        ("feedback", settings.topics.feedback),
-        ("extractions", settings.topics.extractions),
-    ):
-        count = 0
-        for line in (SAMPLES_DIR / f"{name}.jsonl").read_text().splitlines():
-            event = json.loads(line)
+    for topic, lines in straight.items():
+        for line in lines:
             producer.produce(
                 topic,
-                key=event["event_id"].encode(),
+                key=json.loads(line)["event_id"].encode(),
                 value=line.encode(),
                 headers=[("content-type", b"application/json")],
             )
             producer.poll(0)
-            count += 1
-        sent[name] = count
     if producer.flush(60):
         raise RuntimeError("the broker did not acknowledge the sample events")
-    return sent
+    return {name: len(lines) for name, lines in samples.items()} | {"feedback_over_http": len(over_http)}
 
 
 def topic_size(consumer: Consumer, topic: str) -> int:
@@ -245,14 +320,20 @@ def wait_for_routing(settings: Settings, sent: dict[str, int], processes: Worker
 
 
 def wait_for(count: Callable[[], int], expected: int, what: str, processes: WorkerProcesses) -> int:
-    deadline = time.monotonic() + STEP_TIMEOUT_SECONDS
+    started = time.monotonic()
+    deadline = started + STEP_TIMEOUT_SECONDS
+    next_report = started + PROGRESS_EVERY_SECONDS
     while True:
         processes.check_alive()
         current = count()
         if current >= expected:
             return current
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline:
             raise TimeoutError(f"waited {STEP_TIMEOUT_SECONDS}s for {what}: {current} of {expected}")
+        if now >= next_report:
+            say(f"  waiting for {what}: {current} of {expected} after {now - started:.0f} s")
+            next_report = now + PROGRESS_EVERY_SECONDS
         time.sleep(1)
 
 
@@ -266,7 +347,7 @@ def count_rows(settings: Settings, query: str) -> int:
 
 
 def datasets(owner: rg.Argilla) -> Iterator[rg.Dataset]:
-    workspace = owner.workspaces(WORKSPACE)
+    workspace = find_workspace(owner, WORKSPACE)
     if workspace is not None:
         # Fetched by name, so that each comes with its settings, which reading suggestions needs.
         for listed in workspace.datasets:
@@ -330,6 +411,7 @@ def summary(
     records: int,
     examples: int,
     exports: dict[str, tuple[Path, int]],
+    gateway: str,
 ) -> None:
     corrections = count_rows(settings, "SELECT count(*) FROM extraction_corrections")
     rag_reviews = count_rows(settings, "SELECT count(*) FROM rag_reviews")
@@ -342,9 +424,11 @@ def summary(
     lines: list[tuple[str, Any]] = [
         (
             "sample events in",
-            f"{sum(sent.values())} ({sent['predictions']} predictions, "
+            f"{sent['predictions'] + sent['feedback'] + sent['extractions']} "
+            f"({sent['predictions']} predictions, "
             f"{sent['feedback']} feedback, {sent['extractions']} extractions)",
         ),
+        ("feedback over HTTP", f"{sent['feedback_over_http']} through the gateway ({gateway})"),
         ("automatic decisions", routed["decisions"]),
         ("review tasks", routed["review_tasks"]),
         ("valid extractions", routed["extractions_valid"]),
@@ -364,8 +448,9 @@ def summary(
     print()
     for label, value in lines:
         print(f"  {label:<{width}}  {value}")
+    print(f"\n  Feedback widget demo page: {gateway}/demo  (API docs: {gateway}/docs)")
     print(
-        f"\n  Argilla: {settings.argilla_api_url}  (owner argilla / 12345678; reviewers "
+        f"  Argilla: {settings.argilla_api_url}  (owner argilla / 12345678; reviewers "
         f"{', '.join(REVIEWERS)} / {REVIEWER_PASSWORD})"
     )
     print()

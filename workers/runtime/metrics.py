@@ -8,6 +8,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from workers.errors import ConfigError
+
 LATENCY_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
 AGE_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 1800, 3600, 86400)
 
@@ -86,9 +88,17 @@ class WorkerMetrics:
             registry=self.registry,
         )
 
-    def serve(self, port: int) -> int:
-        """Serves /metrics over HTTP; returns the port (useful when `port` is 0)."""
-        server, _thread = start_http_server(port, addr="0.0.0.0", registry=self.registry)
+    def serve(self, port: int, setting: str = "HITL_METRICS_PORT") -> int:
+        """Serves /metrics over HTTP; returns the port (useful when `port` is 0).
+
+        A port that is taken is a ConfigError naming `setting`, the variable that chooses it."""
+        try:
+            server, _thread = start_http_server(port, addr="0.0.0.0", registry=self.registry)
+        except OSError as error:
+            raise ConfigError(
+                f"{setting}={port}: cannot serve metrics there ({error.strerror}); "
+                f"set {setting} to a free port (0 picks one)"
+            ) from error
         return int(server.server_port)
 
     def record_statistics(self, statistics_json: str) -> None:
