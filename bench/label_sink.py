@@ -54,7 +54,7 @@ from workers.contracts import (
     TaskKind,
 )
 from workers.label_sink.store import TABLES, LabelStore, Table, mapped_of, rows_of
-from workers.label_sink.worker import label_sink_spec
+from workers.label_sink.worker import label_sink
 from workers.runtime.worker import Origin, Processed
 from workers.storage.migrations import migrate
 from workers.storage.postgres import open_pool
@@ -156,7 +156,7 @@ def bench_sink(dsn: str, received: Sequence[Processed], batch: int) -> SinkTimes
     times = SinkTimes()
     parts = batches(received, batch)
     with fresh_schema(dsn) as schema:
-        spec = label_sink_spec(load_settings(postgres_dsn=dsn), schema=schema)
+        spec = label_sink(load_settings(postgres_dsn=dsn), schema=schema)
         assert isinstance(spec.sink, LabelStore)
         worker_store: LabelStore = spec.sink
         try:

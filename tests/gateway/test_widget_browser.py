@@ -13,7 +13,6 @@ import argilla as rg
 import psycopg
 import pytest
 from playwright.sync_api import Page, Request, Route, expect
-from workers.argilla_bridge.publisher import argilla_publisher
 
 from tests.argilla_bridge.conftest import records_of, wait_for
 from tests.conftest import TopicFactory, unique_name
@@ -23,7 +22,8 @@ from tests.support.chromium import chromium, needs_chromium, screenshot_path
 from tests.support.kafka import read_topic
 from tests.support.services import Services
 from workers.config import Settings, load_settings
-from workers.feedback_triage.worker import feedback_triage_spec
+from workers.feedback_triage.worker import feedback_triage
+from workers.review.publisher import argilla_publisher
 from workers.runtime.topics import dead_letter_topic_config
 
 pytestmark = needs_chromium
@@ -56,7 +56,7 @@ def pipeline(
         gateway={"port": 0},
     )
     with ExitStack() as stack:
-        stack.enter_context(running(feedback_triage_spec(settings, schema=pg_schema), settings))
+        stack.enter_context(running(feedback_triage(settings, schema=pg_schema), settings))
         stack.enter_context(running(argilla_publisher(settings), settings))
         gateway = stack.enter_context(running_gateway(settings))
         yield Pipeline(f"http://127.0.0.1:{gateway.port}", settings)

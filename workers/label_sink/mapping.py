@@ -205,79 +205,79 @@ def training_example(example: Example) -> TrainingExample:
     )
 
 
-# -- rows, in the column order of store.py's tables ----------------------------------------------
+# -- rows, by the column names of store.py's tables ----------------------------------------------
 
 
-def example_row(example: Example) -> tuple[Any, ...]:
+def example_row(example: Example) -> dict[str, Any]:
     origin = example.origin
-    return (
-        example.example_id,
-        example.kind.value,
-        example.label_source.value,
-        example.source_event_id,
-        example.label,
-        example.input,
-        example.model_output,
-        example.human_output,
-        list(example.reviewers),
-        example.agreement,
-        example.model.name,
-        example.model.version,
-        origin.topic,
-        origin.partition,
-        origin.offset,
-        example.task_id,
-        example.occurred_at,
-        example.labelled_at,
-        example.created_at,
-    )
+    return {
+        "example_id": example.example_id,
+        "kind": example.kind.value,
+        "label_source": example.label_source.value,
+        "source_event_id": example.source_event_id,
+        "label": example.label,
+        "input": example.input,
+        "model_output": example.model_output,
+        "human_output": example.human_output,
+        "reviewers": list(example.reviewers),
+        "agreement": example.agreement,
+        "model_name": example.model.name,
+        "model_version": example.model.version,
+        "source_topic": origin.topic,
+        "source_partition": origin.partition,
+        "source_offset": origin.offset,
+        "task_id": example.task_id,
+        "occurred_at": example.occurred_at,
+        "labelled_at": example.labelled_at,
+        "created_at": example.created_at,
+    }
 
 
-def correction_row(example: Example, correction: Correction) -> tuple[Any, ...]:
+def correction_row(example: Example, correction: Correction) -> dict[str, Any]:
     extraction = correction.extraction
-    return (
-        extraction.event_id,
-        example.example_id,
-        extraction.document.id,
-        extraction.document.text,
-        extraction.schema_name,
-        extraction.schema_version,
-        extraction.raw_output,
-        correction.corrected_json,
-        list(example.reviewers),
-        example.agreement,
-        example.model.name,
-        example.model.version,
-        example.occurred_at,
-        example.labelled_at,
-    )
+    return {
+        "extraction_event_id": extraction.event_id,
+        "example_id": example.example_id,
+        "document_id": extraction.document.id,
+        "source_text": extraction.document.text,
+        "schema_name": extraction.schema_name,
+        "schema_version": extraction.schema_version,
+        "llm_output": extraction.raw_output,
+        "corrected_output": correction.corrected_json,
+        "reviewers": list(example.reviewers),
+        "agreement": example.agreement,
+        "model_name": example.model.name,
+        "model_version": example.model.version,
+        "occurred_at": example.occurred_at,
+        "resolved_at": example.labelled_at,
+    }
 
 
-def rag_review_row(example: Example, outcome: RagOutcome) -> tuple[Any, ...]:
-    return (
-        example.source_event_id,
-        example.example_id,
-        outcome.verdict.value,
-        None if outcome.fault is None else outcome.fault.value,
-        outcome.corrected_answer,
-        outcome.note,
-        list(example.reviewers),
-        example.agreement,
-        example.labelled_at,
-    )
+def rag_review_row(example: Example, outcome: RagOutcome) -> dict[str, Any]:
+    return {
+        "feedback_event_id": example.source_event_id,
+        "example_id": example.example_id,
+        "verdict": outcome.verdict.value,
+        "fault": None if outcome.fault is None else outcome.fault.value,
+        "corrected_answer": outcome.corrected_answer,
+        "note": outcome.note,
+        "reviewers": list(example.reviewers),
+        "agreement": example.agreement,
+        "resolved_at": example.labelled_at,
+    }
 
 
-def discard_row(resolution: ReviewResolution, origin: Origin) -> tuple[Any, ...]:
-    return (
-        resolution.task_id,
-        resolution.kind.value,
-        list(resolution.reviewers),
-        resolution.agreement,
-        resolution.resolved_at,
-        origin.topic,
-        origin.partition,
-        origin.offset,
-    )
+def discard_row(resolution: ReviewResolution, origin: Origin) -> dict[str, Any]:
+    return {
+        "task_id": resolution.task_id,
+        "kind": resolution.kind.value,
+        "reviewers": list(resolution.reviewers),
+        "agreement": resolution.agreement,
+        "resolved_at": resolution.resolved_at,
+        "source_topic": origin.topic,
+        "source_partition": origin.partition,
+        "source_offset": origin.offset,
+    }
 
 
 # -- JSON documents ------------------------------------------------------------------------------

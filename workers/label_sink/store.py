@@ -66,6 +66,17 @@ class Table:
     def staging(self) -> str:
         return f"stage_{self.name}"
 
+    def row(self, values: Mapping[str, Any]) -> Row:
+        """The row of `values`, given by column name, in the table's column order."""
+        if values.keys() != self.column_names:
+            missing, extra = self.column_names - values.keys(), values.keys() - self.column_names
+            raise ValueError(f"{self.name}: row without {sorted(missing)}, with unknown {sorted(extra)}")
+        return tuple(values[name] for name, _ in self.columns)
+
+    @property
+    def column_names(self) -> set[str]:
+        return {name for name, _ in self.columns}
+
     def latest(self, rows: Iterable[Row]) -> list[Row]:
         """One row per key: the most recent, and of equally recent ones the last."""
         key_index, recency_index = self.key_index, self.recency_index
@@ -164,13 +175,15 @@ def rows_of(mapped: Mapped) -> dict[Table, Row]:
     rows: dict[Table, Row] = {}
     example = mapped.example
     if example is not None:
-        rows[TRAINING_EXAMPLES] = example_row(example)
+        rows[TRAINING_EXAMPLES] = TRAINING_EXAMPLES.row(example_row(example))
         if mapped.correction is not None:
-            rows[EXTRACTION_CORRECTIONS] = correction_row(example, mapped.correction)
+            rows[EXTRACTION_CORRECTIONS] = EXTRACTION_CORRECTIONS.row(
+                correction_row(example, mapped.correction)
+            )
         if mapped.rag_outcome is not None:
-            rows[RAG_REVIEWS] = rag_review_row(example, mapped.rag_outcome)
+            rows[RAG_REVIEWS] = RAG_REVIEWS.row(rag_review_row(example, mapped.rag_outcome))
     if mapped.discard is not None:
-        rows[DISCARDED_REVIEWS] = discard_row(mapped.discard, mapped.origin)
+        rows[DISCARDED_REVIEWS] = DISCARDED_REVIEWS.row(discard_row(mapped.discard, mapped.origin))
     return rows
 
 
