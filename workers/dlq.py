@@ -32,10 +32,11 @@ from confluent_kafka import (
 )
 
 from workers.config import Settings
+from workers.contracts import Headers
 from workers.errors import ConfigError, DependencyUnavailable
 from workers.runtime.dead_letters import HEADER_PREFIX, read_dead_letter_headers
 from workers.runtime.kafka_config import consumer_config, producer_config
-from workers.runtime.messages import Headers, headers_of
+from workers.runtime.messages import headers_of
 
 REPLAY_MARKER = "hitl.replay.of"
 _TIMEOUT_SECONDS = 30.0

@@ -18,8 +18,9 @@ from workers.validation_errors import describe
 
 E = TypeVar("E", bound=Event)
 
-Headers = Sequence[tuple[str, bytes | None]] | None
-"""Message headers as confluent-kafka gives them."""
+Header = tuple[str, bytes | None]
+Headers = list[Header]
+"""Message headers as this project reads and writes them (confluent-kafka's, values as bytes)."""
 
 DEFAULT_MAX_VALUE_BYTES = 1024 * 1024
 JSON_CONTENT_TYPE = "application/json"
@@ -44,7 +45,9 @@ class EventCodec:
         entry = self.registry.current(type(event))
         return entry.header + write_body(entry, event)
 
-    def decode(self, value: bytes | None, headers: Headers, expected: type[E] | tuple[type[E], ...]) -> E:
+    def decode(
+        self, value: bytes | None, headers: Sequence[Header] | None, expected: type[E] | tuple[type[E], ...]
+    ) -> E:
         expected_types = expected if isinstance(expected, tuple) else (expected,)
         if not value:
             raise DecodeError(DecodeReason.EMPTY_VALUE, "the message has no value")
@@ -126,11 +129,13 @@ def encode(event: Event) -> bytes:
     return default_codec().encode(event)
 
 
-def decode(value: bytes | None, headers: Headers, expected: type[E] | tuple[type[E], ...]) -> E:
+def decode(
+    value: bytes | None, headers: Sequence[Header] | None, expected: type[E] | tuple[type[E], ...]
+) -> E:
     return default_codec().decode(value, headers, expected)
 
 
-def _content_type(headers: Headers) -> str | None:
+def _content_type(headers: Sequence[Header] | None) -> str | None:
     """The media type of the last `content-type` header, lower-cased and without parameters."""
     found: bytes | None = None
     for key, header_value in headers or ():

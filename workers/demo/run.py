@@ -32,13 +32,14 @@ from urllib.parse import quote
 
 import argilla as rg
 import psycopg
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from workers.config import Settings, load_settings
 from workers.demo.processes import WorkerProcesses
 from workers.demo.reviewers import answer_values, ensure_annotator, find_workspace, sign_in
-from workers.runtime.kafka_config import admin_config
+from workers.runtime.kafka_config import admin_config, consumer_config
+from workers.runtime.producing import KafkaOutput
 from workers.runtime.topics import create_topics, project_topics
 from workers.storage.migrations import migrate
 
@@ -252,18 +253,20 @@ def produce_samples(settings: Settings, gateway: str) -> dict[str, int]:
         settings.topics.feedback: samples["feedback"][len(over_http) :],
         settings.topics.extractions: samples["extractions"],
     }
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 10})
-    for topic, lines in straight.items():
-        for line in lines:
-            producer.produce(
+    output = KafkaOutput(settings, name="demo")
+    output.send_and_acknowledge(
+        (
+            (
                 topic,
-                key=json.loads(line)["event_id"].encode(),
-                value=line.encode(),
-                headers=[("content-type", b"application/json")],
+                json.loads(line)["event_id"].encode(),
+                line.encode(),
+                [("content-type", b"application/json")],
             )
-            producer.poll(0)
-    if producer.flush(60):
-        raise RuntimeError("the broker did not acknowledge the sample events")
+            for topic, lines in straight.items()
+            for line in lines
+        ),
+        60,
+    )
     return {name: len(lines) for name, lines in samples.items()} | {"feedback_over_http": len(over_http)}
 
 
@@ -278,9 +281,7 @@ def topic_size(consumer: Consumer, topic: str) -> int:
 
 def wait_for_routing(settings: Settings, sent: dict[str, int], processes: WorkerProcesses) -> dict[str, int]:
     """Waits until every input is routed: one outcome per prediction, feedback and extraction."""
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"demo-probe-{uuid.uuid4()}"}
-    )
+    consumer = Consumer(consumer_config(settings, f"demo-probe-{uuid.uuid4()}"))
     topics = settings.topics
     names = {
         "decisions": topics.decisions,
@@ -415,9 +416,7 @@ def summary(
 ) -> None:
     corrections = count_rows(settings, "SELECT count(*) FROM extraction_corrections")
     rag_reviews = count_rows(settings, "SELECT count(*) FROM rag_reviews")
-    resolved = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"demo-probe-{uuid.uuid4()}"}
-    )
+    resolved = Consumer(consumer_config(settings, f"demo-probe-{uuid.uuid4()}"))
     training_topic = topic_size(resolved, settings.topics.training_examples)
     resolved_count = topic_size(resolved, settings.topics.review_resolved)
     resolved.close()

@@ -36,7 +36,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from workers.config import Settings
-from workers.contracts import AVRO_CONTENT_TYPE, ReviewResolution, ReviewTask, decode, encode
+from workers.contracts import AVRO_CONTENT_TYPE, Headers, ReviewResolution, ReviewTask, decode, encode
 from workers.errors import DependencyUnavailable, RejectedEvent
 from workers.logs import log
 from workers.reasons import Reason
@@ -44,7 +44,6 @@ from workers.review.answers import CorrectionCheck, SendBack, Unresolved, answer
 from workers.review.backend import SUBMITTED, Answer, Marks, ReviewBackend, ReviewItem
 from workers.review.metrics import CollectorMetrics
 from workers.runtime.dead_letters import HEADER_PREFIX
-from workers.runtime.messages import Headers
 from workers.runtime.produce_errors import ProduceRefused
 from workers.runtime.producing import KafkaOutput
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from workers.runtime.messages import Headers
+from workers.contracts import Headers
 from workers.runtime.worker import Origin
 
 HEADER_PREFIX = "hitl.dlq."

@@ -47,7 +47,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from workers.config import Settings
-from workers.contracts import AVRO_CONTENT_TYPE, EventCodec, SchemaRegistry
+from workers.contracts import AVRO_CONTENT_TYPE, EventCodec, Headers, SchemaRegistry
 from workers.errors import DependencyUnavailable
 from workers.logs import log
 from workers.reasons import Reason
@@ -55,7 +55,7 @@ from workers.runtime.backoff import Backoff
 from workers.runtime.batch import BatchHandler, MessageResult
 from workers.runtime.dead_letters import bare_dead_letter, dead_letter_headers, fit_dead_letter
 from workers.runtime.kafka_config import DEAD_LETTER_MAX_MESSAGE_BYTES, consumer_config
-from workers.runtime.messages import Headers, headers_of, origin_of
+from workers.runtime.messages import headers_of, origin_of
 from workers.runtime.metrics import WorkerMetrics
 from workers.runtime.offsets import next_offsets
 from workers.runtime.pausing import Pause

@@ -6,9 +6,8 @@ from datetime import UTC, datetime
 
 from confluent_kafka import Message
 
+from workers.contracts import Headers
 from workers.runtime.worker import Origin
-
-Headers = list[tuple[str, bytes | None]]
 
 
 def origin_of(message: Message) -> Origin:

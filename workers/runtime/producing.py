@@ -18,10 +18,10 @@ from typing import Any, cast
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from workers.config import Settings
+from workers.contracts import Headers
 from workers.errors import DependencyUnavailable
 from workers.logs import log
 from workers.runtime.kafka_config import producer_config
-from workers.runtime.messages import Headers
 from workers.runtime.produce_errors import ProduceRefused, is_fatal, is_message_fault, kafka_error
 
 logger = logging.getLogger("hitl.runtime")
