@@ -24,6 +24,7 @@ class Reason(StrEnum):
     SCHEMA_MISMATCH = "schema_mismatch"
     INVALID_VALUE = "invalid_value"
     # The runtime
+    INVALID_HEADERS = "invalid_headers"
     HANDLER_ERROR = "handler_error"
     UNDECLARED_OUTPUT = "undeclared_output"
     OUTPUT_INVALID = "output_invalid"
@@ -76,6 +77,7 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.WRONG_EVENT_TYPE: "a valid event of another type than the worker reads",
     Reason.SCHEMA_MISMATCH: "fields missing, unknown or of the wrong type (every failing field's path)",
     Reason.INVALID_VALUE: "a value that breaks a rule of the contract (NaN, a score outside [0, 1])",
+    Reason.INVALID_HEADERS: "headers the client cannot read (a header key that is not UTF-8)",
     Reason.HANDLER_ERROR: "the handler raised an unexpected exception (a bug; its traceback is logged)",
     Reason.UNDECLARED_OUTPUT: "the handler made an event whose type the worker does not declare (a bug)",
     Reason.OUTPUT_INVALID: "an output does not fit its Avro schema (a bug)",

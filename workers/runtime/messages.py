@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 from confluent_kafka import Message
 
-from workers.contracts import Headers
+from workers.contracts import DecodeError, Headers
+from workers.reasons import Reason
 from workers.runtime.worker import Origin
 
 
@@ -20,6 +21,19 @@ def origin_of(message: Message) -> Origin:
 
 
 def headers_of(message: Message) -> Headers:
-    headers = message.headers() or []
+    """The message's headers; DecodeError `invalid_headers` when the client cannot read them (a
+    header key that is not UTF-8 makes confluent-kafka raise SystemError)."""
+    try:
+        headers = message.headers() or []
+    except Exception as error:
+        raise DecodeError(Reason.INVALID_HEADERS, f"the headers cannot be read: {error!r}") from error
     items = headers.items() if isinstance(headers, dict) else headers
     return [(name, value.encode() if isinstance(value, str) else value) for name, value in items]
+
+
+def readable_headers(message: Message) -> Headers:
+    """The message's headers, or none when they cannot be read (a dead letter still gets written)."""
+    try:
+        return headers_of(message)
+    except DecodeError:
+        return []
