@@ -1,6 +1,8 @@
 # The two commands a new user needs:
 #   make demo   the whole pipeline on the bundled sample, on a local stack it starts itself
-#   make test   the test suite, against the same local stack
+#   make test   the test suite, against the same local stack, and the fault suite (tests/faults/)
+#               beside it on a second stack of its own, in parallel; fails if either fails
+#   make test-main / make test-faults   one of the two alone
 # Both install what is missing first: the project's virtual environment and the stack's services.
 
 VENV := .venv
@@ -8,7 +10,15 @@ PYTHON := $(VENV)/bin/python
 STACK := deploy/local/stack
 PYTEST_ARGS ?=
 
-.PHONY: setup stack test demo down status
+.PHONY: setup stack stack-faults test test-main test-faults demo down status
+
+# The fault suite stops and starts services, so it gets a stack of its own: its own folder and
+# ports, the same downloads.
+FAULTS_STACK_ENV := HITL_STACK_DIR=$(CURDIR)/.stack/faults HITL_STACK_CACHE=$(CURDIR)/.stack/cache \
+	HITL_KAFKA_PORT=9192 HITL_POSTGRES_PORT=5532 HITL_REDIS_PORT=6479 HITL_SEARCH_PORT=9250 \
+	HITL_ARGILLA_PORT=6910
+FAULTS_STACK := env $(FAULTS_STACK_ENV) $(STACK)
+FAULTS_LOG := artifacts/test-faults.log
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,14 +31,50 @@ setup: $(VENV)/.installed
 stack:
 	$(STACK) up
 
-test: setup stack
-	eval "$$($(STACK) env)" && $(VENV)/bin/pytest $(PYTEST_ARGS)
+stack-faults:
+	$(FAULTS_STACK) up
+
+# The main suite in the foreground, the fault suite in the background into $(FAULTS_LOG), shown
+# when both are done.
+test: setup stack stack-faults
+	@mkdir -p artifacts
+	@$(MAKE) --no-print-directory test-faults-run >$(FAULTS_LOG) 2>&1 & faults=$$!; \
+	$(MAKE) --no-print-directory test-main-run; main=$$?; \
+	wait $$faults; faults_status=$$?; \
+	echo "==> fault suite ($(FAULTS_LOG)) <=="; cat $(FAULTS_LOG); \
+	echo "test: main suite exit $$main, fault suite exit $$faults_status"; \
+	[ $$main = 0 ] && [ $$faults_status = 0 ]
+
+test-main: setup stack
+	@$(MAKE) --no-print-directory test-main-run
+
+test-faults: setup stack-faults
+	@$(MAKE) --no-print-directory test-faults-run
+
+test-main-run:
+	eval "$$($(STACK) env)" && $(VENV)/bin/pytest -m "not faults" --ignore=tests/faults $(PYTEST_ARGS)
+
+test-faults-run:
+	eval "$$($(FAULTS_STACK) env)" && env $(FAULTS_STACK_ENV) HITL_FAULTS_STACK=1 \
+	  $(VENV)/bin/pytest tests/faults -m faults $(PYTEST_ARGS)
 
 demo: setup stack
 	eval "$$($(STACK) env)" && $(PYTHON) -m workers demo
 
 down:
 	$(STACK) down
+	$(FAULTS_STACK) down
 
 status:
 	$(STACK) status
+	@echo "fault suite's stack:"
+	@$(FAULTS_STACK) status
+
+# A labelled history of 20,000 predictions with known ground truth, routed by the band-router's
+# code and reviewed by simulated reviewers straight into the quality tables (schema quality_demo),
+# then `hitl-workers report` and `calibrate` on it; plots in .stack/quality/.
+.PHONY: quality-demo
+quality-demo: setup stack
+	$(PYTHON) samples/generate.py --history 20000 --output .stack/quality/history.jsonl
+	eval "$$($(STACK) env)" && $(PYTHON) -m workers.quality.demo .stack/quality/history.jsonl \
+	  --output-dir .stack/quality
