@@ -10,6 +10,7 @@ import argilla as rg
 import psycopg
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
+from hypothesis import settings
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from tests.support.services import (
@@ -20,6 +21,11 @@ from tests.support.services import (
     services_in_containers,
 )
 from tests.support.tcp_proxy import TcpProxy
+
+# Property tests check what the code does, not how fast: on a machine shared with the services
+# (and, under `make test`, with a second suite) an example may take longer than hypothesis' 200 ms.
+settings.register_profile("shared-machine", deadline=None)
+settings.load_profile("shared-machine")
 
 
 @pytest.fixture(scope="session")
