@@ -7,11 +7,19 @@
 - extractions.jsonl: an LLM's invoice and résumé extractions, valid, fenced, wrong or not JSON;
 - review_answers.jsonl: what a careful reviewer answers for each event that may reach review,
   used by the demo's simulated reviewers (a real deployment has people here).
+
+    python samples/generate.py --history 20000 --output PATH   # a larger labelled history
+
+writes instead a long moderation history (`history`): predictions over ten days with their ground
+truth, from a model that is overconfident (its scores are sharper than the truth) and noisy, the
+history `make quality-demo` routes, reviews and reports on.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -251,7 +259,57 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
+def history(count: int, seed: int = 20261201, days: float = 10.0) -> list[dict]:
+    """`count` moderation predictions with ground truth, evenly spread over `days`.
+
+    Each comment has a true probability p of being toxic: most are clearly fine (68 %) or clearly
+    toxic (18 %), the rest ambiguous (p uniform in 0.1-0.9); the truth is drawn from p. The model's
+    score is logit(p) scaled by 1.2, shifted by 0.3 towards "toxic" and blurred by noise (standard
+    deviation 0.8 on the logit): sharper than the truth and biased, so its scores are not the
+    error rates they seem (a toxic score of 0.8 is wrong about 7 % of the time, not 20 %).
+    """
+    rng = random.Random(seed)
+    events = []
+    for i in range(count):
+        roll = rng.random()
+        if roll < 0.68:
+            p = rng.betavariate(0.6, 40)
+        elif roll < 0.86:
+            p = rng.betavariate(25, 0.8)
+        else:
+            p = rng.uniform(0.1, 0.9)
+        truth = "toxic" if rng.random() < p else "ok"
+        p = min(max(p, 1e-4), 1 - 1e-4)
+        logit = 1.2 * math.log(p / (1 - p)) + 0.3 + rng.gauss(0, 0.8)
+        toxic = round(min(max(1 / (1 + math.exp(-logit)), 0.0001), 0.9999), 4)
+        pool = HOSTILE if truth == "toxic" else FRIENDLY
+        text = rng.choice(BORDERLINE if 0.1 < p < 0.9 else pool)
+        events.append({
+            "event_id": event_id("history", i),
+            "occurred_at": at(i * days * 24 * 60 / count),
+            "source": "comment-service",
+            "task": "moderation",
+            "model": {"name": "toxicity-bert", "version": "2.4.0"},
+            "item": {"id": f"comment-h{i:06d}", "content_type": "text/plain", "text": text},
+            "scores": {"toxic": toxic, "ok": round(1 - toxic, 4)},
+            "ground_truth": truth,
+        })
+    return events
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--history", type=int, help="write a history of this many predictions instead")
+    parser.add_argument("--output", type=Path, help="where to write the history (JSON lines)")
+    parser.add_argument("--seed", type=int, default=20261201)
+    args = parser.parse_args()
+    if args.history:
+        output = args.output or HERE / "history.jsonl"
+        output.parent.mkdir(parents=True, exist_ok=True)
+        write_jsonl(output, history(args.history, args.seed))
+        return
     rng = random.Random(20261102)
     all_answers: list[dict] = []
     for name, make in (("predictions", predictions), ("feedback", feedback), ("extractions", extractions)):

@@ -1,4 +1,5 @@
-"""The hitl-workers command line: run a worker, manage topics, export training data, run the demo."""
+"""The hitl-workers command line: run a worker, manage topics, export training data, run the demo,
+report on the loop's quality and calibrate its bands."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 from workers import __version__
 from workers.config import load_settings
-from workers.errors import HitlError
+from workers.errors import ConfigError, HitlError
 from workers.logs import configure_logging
+
+if TYPE_CHECKING:
+    from workers.quality.history import Window
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,7 +71,48 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("demo", help="run the whole pipeline on the bundled sample").set_defaults(
         action=run_demo
     )
+    add_quality_commands(commands)
     return parser
+
+
+def add_quality_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = commands.add_parser(
+        "report", help="loop quality: automatic error, review rate, backlog, agreement"
+    )
+    report.add_argument("--since", help="ISO-8601 date or date and time (UTC if no offset)")
+    report.add_argument("--until", help="ISO-8601 date or date and time, excluded (default: now)")
+    report.add_argument("--task", help="one prediction task (or review kind: rag_answer, extraction)")
+    report.add_argument("--format", default="table", choices=["table", "json"])
+    report.add_argument("--plot", help="also write error against coverage per label to this PNG")
+    report.add_argument("--schema", help="PostgreSQL schema of the quality tables (default: the DSN's)")
+    report.add_argument(
+        "--policy", help="band policy whose bands the plot marks (default: the band-router's)"
+    )
+    report.set_defaults(action=quality_report)
+
+    calibrate = commands.add_parser(
+        "calibrate", help="recommend band edges from the labelled history (never applied)"
+    )
+    calibrate.add_argument("--task", required=True)
+    calibrate.add_argument("--label", help="only this label (default: every label of the task)")
+    goal = calibrate.add_mutually_exclusive_group(required=True)
+    goal.add_argument("--target-error", type=float, help="automatic error to stay under, e.g. 0.02")
+    goal.add_argument("--review-budget", type=float, metavar="N_PER_HOUR", help="review tasks per hour")
+    calibrate.add_argument("--confidence", type=float, default=0.95, help="1 - delta for --target-error")
+    calibrate.add_argument("--model", help="calibrate this model's predictions (and write its label rule)")
+    calibrate.add_argument("--model-version", help="with --model: this version only")
+    calibrate.add_argument("--since", help="ISO-8601 start of the history used")
+    calibrate.add_argument("--until", help="ISO-8601 end of the history used (excluded)")
+    calibrate.add_argument("--rate-window-hours", type=float, default=24.0, help="recent arrival rate window")
+    calibrate.add_argument(
+        "--policy", help="the current band policy (default: HITL_BAND_ROUTER__POLICY_FILE)"
+    )
+    calibrate.add_argument(
+        "--plot", help="PNG of error against coverage (default calibration-<task>.png; - for none)"
+    )
+    calibrate.add_argument("--format", default="table", choices=["table", "json"])
+    calibrate.add_argument("--schema", help="PostgreSQL schema of the quality tables (default: the DSN's)")
+    calibrate.set_defaults(action=quality_calibrate)
 
 
 def installed_version() -> str:
@@ -131,6 +177,62 @@ def replay_dead_letters(args: argparse.Namespace) -> int:
         f"{count.already_replayed} already replayed, {count.not_replayable} not replayable (value cut)"
     )
     return 0
+
+
+def _window(args: argparse.Namespace) -> Window:
+    from workers.label_sink.export import parse_since
+    from workers.quality.history import Window
+
+    since = parse_since(args.since) if args.since else None
+    until = parse_since(args.until) if args.until else None
+    return Window(since, until, args.task)
+
+
+def quality_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from workers.quality.commands import run_report
+
+    return run_report(
+        load_settings(),
+        _window(args),
+        args.format,
+        Path(args.plot) if args.plot else None,
+        schema=args.schema,
+        policy_file=Path(args.policy) if args.policy else None,
+    )
+
+
+def quality_calibrate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from workers.quality.calibration import Scope
+    from workers.quality.commands import run_calibrate
+    from workers.quality.plot import matplotlib_available
+
+    if args.model_version and not args.model:
+        raise ConfigError("--model-version needs --model")
+    plot = None
+    if args.plot != "-":
+        plot = Path(args.plot or f"calibration-{args.task}.png")
+        if not args.plot and not matplotlib_available():
+            print("no plot: matplotlib is not installed (pip install 'hitl-workers[plot]')", file=sys.stderr)
+            plot = None
+    return run_calibrate(
+        load_settings(),
+        args.task,
+        args.label,
+        args.target_error,
+        args.confidence,
+        args.review_budget,
+        _window(args),
+        Scope(args.model, args.model_version),
+        Path(args.policy) if args.policy else None,
+        plot,
+        schema=args.schema,
+        fmt=args.format,
+        window_hours=args.rate_window_hours,
+    )
 
 
 def run_demo(_args: argparse.Namespace) -> int:

@@ -154,6 +154,13 @@ class LabelSinkSettings(Frozen):
     include_auto_decisions: bool = Field(False, description="also write auto-accepted/rejected decisions")
 
 
+class QualitySettings(Frozen):
+    """The quality-exporter (`hitl-workers run quality-exporter`): loop-quality figures as gauges."""
+
+    refresh_seconds: float = Field(60.0, gt=0, description="how often the gauges are recomputed")
+    window_hours: float = Field(168.0, gt=0, description="the gauges cover this many hours up to now")
+
+
 class GatewaySettings(Frozen):
     """The HTTP gateway (`hitl-workers run gateway`): events posted over HTTP onto the input topics."""
 
@@ -199,6 +206,7 @@ class Settings(BaseSettings):
     argilla_bridge: ArgillaBridgeSettings = ArgillaBridgeSettings()
     label_sink: LabelSinkSettings = LabelSinkSettings()
     gateway: GatewaySettings = GatewaySettings()
+    quality: QualitySettings = QualitySettings()
 
     @classmethod
     def settings_customise_sources(

@@ -23,6 +23,9 @@ WORKERS: dict[str, str] = {
     "argilla-publisher": "workers.review.publisher:argilla_publisher",
     "label-sink": "workers.label_sink.worker:label_sink",
     "label-sink-decisions": "workers.label_sink.worker:label_sink_decisions",
+    "quality-decisions": "workers.quality.recorder:quality_decisions",
+    "quality-tasks": "workers.quality.recorder:quality_tasks",
+    "quality-reviews": "workers.quality.recorder:quality_reviews",
 }
 
 # Each worker's metrics port when HITL_METRICS_PORT is not set, so that workers of one host do not
@@ -35,6 +38,10 @@ METRICS_PORTS: dict[str, int] = {
     "argilla-publisher": 9404,
     "label-sink": 9405,
     "label-sink-decisions": 9406,
+    "quality-decisions": 9407,
+    "quality-tasks": 9408,
+    "quality-reviews": 9409,
+    "quality-exporter": 9410,
 }
 
 
@@ -51,6 +58,7 @@ ServiceMain = Callable[[Settings], None]
 SERVICES: dict[str, str] = {
     "argilla-collector": "workers.review.collector:serve",
     "gateway": "workers.gateway.server:serve",
+    "quality-exporter": "workers.quality.exporter:serve",
 }
 
 

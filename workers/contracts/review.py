@@ -146,6 +146,15 @@ class ResolutionStatus(StrEnum):
     DISCARDED = "discarded"
 
 
+class ReviewerAnswer(Record):
+    """One reviewer's counted answer, in the form the majority compares (null for a discard)."""
+
+    AVRO_NAME: ClassVar[str] = "io.hitl.events.ReviewerAnswer"
+
+    reviewer: str
+    answer: str | None = None
+
+
 class ReviewResolution(Event):
     """A resolved review: `outcome` is set when submitted and null when discarded.
 
@@ -165,6 +174,7 @@ class ReviewResolution(Event):
     resolved_at: UtcDatetime
     source: SourceEvent
     revision: Annotated[int, Field(ge=1, le=INT32_MAX)] = 1
+    answers: tuple[ReviewerAnswer, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

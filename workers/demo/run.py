@@ -58,6 +58,10 @@ WORKERS = (
     "argilla-collector",
     "label-sink",
     "gateway",
+    # What `hitl-workers report` and `calibrate` read afterwards (schema demo).
+    "quality-decisions",
+    "quality-tasks",
+    "quality-reviews",
 )
 # The share of the sample's feedback that goes through the gateway (the rest straight to Kafka).
 FEEDBACK_OVER_HTTP = 0.5

@@ -35,6 +35,7 @@ from workers.contracts import (
     RagOutcome,
     RagVerdict,
     ResolutionStatus,
+    ReviewerAnswer,
     ReviewResolution,
     ReviewTask,
     TaskKind,
@@ -154,7 +155,21 @@ def _resolution(
         resolved_at=resolved_at,
         source=task.source,
         revision=revision,
+        answers=tuple(
+            ReviewerAnswer(reviewer=r.reviewer, answer=compared_answer(task.kind, r)) for r in answers
+        ),
     )
+
+
+def compared_answer(kind: TaskKind, response: Answer) -> str | None:
+    """The reviewer's answer in the form the majority compares; None for a discarded response."""
+    if response.status != SUBMITTED:
+        return None
+    if kind is TaskKind.MODERATION:
+        return str(response.value(LABEL))
+    if kind is TaskKind.RAG_ANSWER:
+        return str(response.value(VERDICT))
+    return canonical_json(str(response.value(CORRECTED_JSON))) or ""
 
 
 def _majority(keys: Sequence[K]) -> tuple[K, float]:
