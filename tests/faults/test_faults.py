@@ -43,7 +43,7 @@ from tests.faults import report, stack
 from tests.faults.events import Event, Stream
 from tests.faults.hostile import PROMPT_INJECTION, SQL_TEXT, hostile_events, non_utf8_header_key_event
 from tests.faults.pipeline import Pipeline, Verdict
-from tests.faults.raw_producer import produce_raw
+from tests.support.raw_producer import produce_raw
 from tests.faults.reader import read_to_end
 from tests.faults.workers_processes import WORKERS
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Message
 
-from workers.contracts import DecodeError, EncodeError, EventCodec
+from workers.contracts import DecodeError, EncodeError, EventCodec, Headers
 from workers.errors import DependencyUnavailable, RejectedEvent
 from workers.reasons import Reason
 from workers.runtime.messages import headers_of, origin_of
@@ -43,6 +43,8 @@ class MessageResult:
 
     message: Message
     origin: Origin
+    headers: Headers
+    """The message's headers, read once (a second read of unreadable ones crashes the client)."""
     processed: Processed | None = None
     encoded: tuple[Encoded, ...] = ()
     rejection: Rejection | None = None
@@ -66,19 +68,23 @@ class BatchHandler:
     def __call__(self, message: Message) -> MessageResult:
         origin = origin_of(message)
         try:
-            event = self.codec.decode(message.value(), headers_of(message), self.spec.input_types)
+            headers = headers_of(message)
+        except DecodeError as error:
+            return MessageResult(message, origin, [], rejection=Rejection(str(error.reason), error))
+        try:
+            event = self.codec.decode(message.value(), headers, self.spec.input_types)
             processed = self.spec.handle(event, origin)
             encoded = tuple(self._encode(output) for output in processed.outputs)
-            return MessageResult(message, origin, processed, encoded)
+            return MessageResult(message, origin, headers, processed, encoded)
         except DependencyUnavailable:
             raise
         except (DecodeError, RejectedEvent) as error:
-            return MessageResult(message, origin, rejection=Rejection(str(error.reason), error))
+            return MessageResult(message, origin, headers, rejection=Rejection(str(error.reason), error))
         except EncodeError as error:
-            return MessageResult(message, origin, rejection=Rejection(OUTPUT_INVALID, error))
+            return MessageResult(message, origin, headers, rejection=Rejection(OUTPUT_INVALID, error))
         except Exception as error:
             logger.exception("handler failed", extra={"fields": {"worker": self.spec.name}})
-            return MessageResult(message, origin, rejection=Rejection(HANDLER_ERROR, error))
+            return MessageResult(message, origin, headers, rejection=Rejection(HANDLER_ERROR, error))
 
     def _encode(self, output: Routed) -> Encoded:
         event, topic = output.event, output.topic

@@ -55,7 +55,7 @@ from workers.runtime.backoff import Backoff
 from workers.runtime.batch import BatchHandler, MessageResult
 from workers.runtime.dead_letters import bare_dead_letter, dead_letter_headers, fit_dead_letter
 from workers.runtime.kafka_config import DEAD_LETTER_MAX_MESSAGE_BYTES, consumer_config
-from workers.runtime.messages import origin_of, readable_headers
+from workers.runtime.messages import origin_of
 from workers.runtime.metrics import WorkerMetrics
 from workers.runtime.offsets import next_offsets
 from workers.runtime.pausing import Pause
@@ -264,7 +264,7 @@ class Runner:
             error=str(error)[:500],
         )
         headers = dead_letter_headers(
-            readable_headers(message), origin, worker=self.spec.name, reason=reason, error=error
+            result.headers, origin, worker=self.spec.name, reason=reason, error=error
         )
         key, original = message.key(), message.value()
         value, fitted = fit_dead_letter(key, original, headers, self._dead_letter_limit)

@@ -22,7 +22,8 @@ def origin_of(message: Message) -> Origin:
 
 def headers_of(message: Message) -> Headers:
     """The message's headers; DecodeError `invalid_headers` when the client cannot read them (a
-    header key that is not UTF-8 makes confluent-kafka raise SystemError)."""
+    header key that is not UTF-8 makes confluent-kafka raise SystemError). Read them once: asking
+    such a message for its headers a second time crashes the process."""
     try:
         headers = message.headers() or []
     except Exception as error:
@@ -30,10 +31,3 @@ def headers_of(message: Message) -> Headers:
     items = headers.items() if isinstance(headers, dict) else headers
     return [(name, value.encode() if isinstance(value, str) else value) for name, value in items]
 
-
-def readable_headers(message: Message) -> Headers:
-    """The message's headers, or none when they cannot be read (a dead letter still gets written)."""
-    try:
-        return headers_of(message)
-    except DecodeError:
-        return []
