@@ -40,25 +40,6 @@ def _dead(
     )
 
 
-NON_UTF8_HEADER_KEY = b"x-\xff\xfe-trace"
-
-
-def non_utf8_header_key_event(stream: Stream) -> Event:
-    """A valid prediction whose headers hold a key that is not UTF-8: produced with `raw_producer`."""
-    base = stream.prediction(zone="accept")
-    event = _dead(
-        base,
-        "invalid_utf8",
-        "header key not UTF-8",
-        base.value,
-        also=frozenset({"invalid_header", "invalid_headers"}),
-    )
-    body = json.loads(base.value or b"{}") | {"event_id": event.event_id}
-    event.value = json.dumps(body).encode()
-    event.meta = {"raw_headers": [(NON_UTF8_HEADER_KEY, b"1"), (b"content-type", b"application/json")]}
-    return event
-
-
 def hostile_events(stream: Stream) -> list[Event]:
     """At least twelve kinds of hostile input, with what each must become."""
     base = stream.prediction(zone="accept")

@@ -16,7 +16,6 @@ from confluent_kafka import Producer
 from tests.runtime.conftest import RelayTopics, running
 from tests.support.events import prediction
 from tests.support.kafka import Message, produce, read_topic
-from tests.support.raw_producer import produce_raw
 from tests.support.relay import relay_spec
 from workers.config import Settings
 from workers.contracts import encode
@@ -186,24 +185,3 @@ def test_a_batch_blocked_near_the_poll_interval_is_visible_before_eviction(
             assert time.monotonic() < deadline, samples
             time.sleep(0.1)
         assert samples["hitl_batch_in_progress_seconds"] == 0
-
-
-def test_headers_the_client_cannot_read_are_a_dead_letter_and_the_partition_flows(
-    kafka_bootstrap: str, relay_topics: RelayTopics, settings: Settings
-) -> None:
-    # A header key that is not UTF-8: confluent-kafka raises reading it, and crashes the process
-    # when asked a second time; the Python client cannot even send one, librdkafka can.
-    good = good_messages(6)
-    produce(kafka_bootstrap, relay_topics.input, good[:3], partition=0)
-    produce_raw(kafka_bootstrap, relay_topics.input, b"bad", encode(prediction(99)), [(b"\xff\xfe", b"x")])
-    produce(kafka_bootstrap, relay_topics.input, good[3:], partition=0)
-
-    with running(relay_spec(relay_topics.input, relay_topics.output), tuned(settings)):
-        relayed = read_topic(kafka_bootstrap, relay_topics.output, expect=len(good), timeout=30)
-        dead = read_topic(kafka_bootstrap, relay_topics.dead_letters, expect=1, timeout=30)
-
-    assert sorted(m.key for m in relayed) == sorted(key for key, _v, _h in good)
-    [letter] = dead
-    assert letter.key == b"bad"
-    failure = read_dead_letter_headers(list(letter.headers.items()))
-    assert failure["reason"] == "invalid_headers"
