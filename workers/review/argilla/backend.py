@@ -42,21 +42,13 @@ EMITTED_MARK = "_hitl_emitted"
 FAILED_MARK = "_hitl_failed"
 """JSON {"what": digest, "reason": code}: these answers to this task failed and were dead-lettered."""
 
-_ANSWERED: tuple[dict[str, Any], ...] = (
-    {"type": "terms", "scope": {"entity": "record", "property": "status"}, "values": ["completed"]},
-    {"type": "terms", "scope": {"entity": "response", "property": "status"}, "values": ["discarded"]},
-)
-CANDIDATE_FILTERS: tuple[list[dict[str, Any]], ...] = tuple(
-    [
-        answered,
-        {
-            "type": "terms",
-            "scope": {"entity": "metadata", "metadata_property": ds.REVIEW_STATE},
-            "values": [state],
-        },
-    ]
-    for state in (ds.AWAITING, ds.EMITTED)
-    for answered in _ANSWERED
+# Completed records, and records holding a discarded response (a record everyone discarded never
+# completes), whether awaiting or emitted (an edit after emission is a new revision). No filter on
+# `review_state`: a dataset left without that property by a publisher killed while creating it
+# would refuse the search, and its answers would never be reconciled.
+CANDIDATE_FILTERS: tuple[list[dict[str, Any]], ...] = (
+    [{"type": "terms", "scope": {"entity": "record", "property": "status"}, "values": ["completed"]}],
+    [{"type": "terms", "scope": {"entity": "response", "property": "status"}, "values": ["discarded"]}],
 )
 
 
