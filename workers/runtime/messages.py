@@ -30,4 +30,3 @@ def headers_of(message: Message) -> Headers:
         raise DecodeError(Reason.INVALID_HEADERS, f"the headers cannot be read: {error!r}") from error
     items = headers.items() if isinstance(headers, dict) else headers
     return [(name, value.encode() if isinstance(value, str) else value) for name, value in items]
-
