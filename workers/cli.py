@@ -36,6 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run one worker until SIGTERM")
     run.add_argument("worker", help="a worker's name, or module:factory for a worker of your own")
     run.add_argument("--log-level", default="INFO")
+    run.add_argument(
+        "--processes",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="run N processes of the worker, members of one consumer group, stopped together by "
+        "SIGTERM; child i serves metrics on the worker's port + 100 x i",
+    )
     run.set_defaults(action=run_worker)
 
     topics = commands.add_parser("topics", help="create or describe the pipeline's topics")
@@ -115,6 +123,13 @@ def add_quality_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     calibrate.set_defaults(action=quality_calibrate)
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
 def installed_version() -> str:
     """The installed distribution's version; the source tree's when it is not installed."""
     try:
@@ -130,9 +145,18 @@ def run_worker(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     settings = load_settings()
     service = load_service(args.worker)
+    if service is not None and args.processes > 1:
+        raise ConfigError(
+            f"--processes is for Kafka workers; {args.worker} is a service with a port of its own"
+        )
     if service is not None:
         service(settings)
         return 0
+    if args.processes > 1:
+        from workers.supervisor import run_processes
+
+        port = metrics_port(args.worker, settings)
+        return run_processes(args.worker, args.processes, port, ["--log-level", args.log_level])
     runner = Runner(load_worker(args.worker, settings), settings)
     runner.install_signal_handlers()
     port = runner.metrics.serve(metrics_port(args.worker, settings))

@@ -10,6 +10,15 @@ A batch, in order:
 5. only then commit the batch's offsets. With transactions on, steps 4 and 5 are one Kafka
    transaction instead.
 
+A batch is what is in hand when the loop asks, up to `batch_size`: the loop waits (up to
+`batch_wait_seconds`) only when nothing is, so that an event never waits for a batch to fill. The
+commit of step 5 is asynchronous when the previous batch's commit has been answered, else
+synchronous: it is sent only after step 4, so offsets never run ahead of acknowledged outputs, and
+at most one batch's commit is ever in flight, so a crash replays at most the batch in hand and the
+one before it. A commit that fails is logged, and its messages are read again after a restart (at
+least once, as with a synchronous commit). Before partitions are given up, and before the consumer
+closes, the last offsets are committed synchronously. Metrics are recorded once per batch.
+
 Failures split in two kinds. A message that is at fault is data: it goes to `<input topic>.dlq`
 with its reason, and the loop goes on. A dependency that is down (the sink raises
 DependencyUnavailable, or the broker does not acknowledge outputs) is not the message's fault: the
@@ -34,6 +43,7 @@ A batch that runs longer than a share of `max.poll.interval.ms` is reported by `
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import time
@@ -56,7 +66,7 @@ from workers.runtime.batch import BatchHandler, MessageResult
 from workers.runtime.dead_letters import bare_dead_letter, dead_letter_headers, fit_dead_letter
 from workers.runtime.kafka_config import DEAD_LETTER_MAX_MESSAGE_BYTES, consumer_config
 from workers.runtime.messages import origin_of
-from workers.runtime.metrics import WorkerMetrics
+from workers.runtime.metrics import WorkerMetrics, observe_many
 from workers.runtime.offsets import next_offsets
 from workers.runtime.pausing import Pause
 from workers.runtime.produce_errors import ProduceRefused
@@ -105,7 +115,14 @@ class Runner:
         self._consumed = self.metrics.consumed.labels(spec.name, spec.input_topic)
         self._handler_seconds = self.metrics.handler_seconds.labels(spec.name)
         self._event_age = self.metrics.event_age_seconds.labels(spec.name)
-        consumer_settings = consumer_config(settings, self.group_id, stats_cb=self.metrics.record_statistics)
+        # Offsets committed asynchronously and not yet confirmed by a synchronous commit.
+        self._uncertain_commits: dict[tuple[str, int], int] = {}
+        # Commits sent, and commits the broker answered (librdkafka calls on_commit for each).
+        self._commits_sent = 0
+        self._commits_answered = 0
+        consumer_settings = consumer_config(
+            settings, self.group_id, stats_cb=self.metrics.record_statistics, on_commit=self._on_commit
+        )
         self.consumer = Consumer(consumer_settings)
         max_poll_interval = int(consumer_settings.get("max.poll.interval.ms", DEFAULT_MAX_POLL_INTERVAL_MS))
         self._watchdog = BatchWatchdog(
@@ -151,13 +168,14 @@ class Runner:
             on_lost=self._on_lost,
         )
         log(logger, "started", worker=self.spec.name, topic=self.spec.input_topic, group=self.group_id)
+        # What exists now (modules, schemas, the policy) lives as long as the worker: keep it out of
+        # every garbage collection, which would otherwise walk it again and again.
+        gc.collect()
+        gc.freeze()
         try:
             while not self._stopping:
                 self._pause.resume_when_due(self.consumer)
-                messages = self.consumer.consume(
-                    num_messages=self.settings.runtime.batch_size,
-                    timeout=self.settings.runtime.batch_wait_seconds,
-                )
+                messages = self._messages_in_hand()
                 if messages:
                     self._process_batch(messages)
                 else:
@@ -165,9 +183,23 @@ class Runner:
         finally:
             self._close()
 
+    def _messages_in_hand(self) -> list[Message]:
+        """Up to a batch of what has been fetched; waits only when nothing has, until one arrives."""
+        batch_size = self.settings.runtime.batch_size
+        messages = self.consumer.consume(num_messages=batch_size, timeout=0)
+        if messages:
+            return messages
+        first = self.consumer.poll(self.settings.runtime.batch_wait_seconds)
+        if first is None:
+            return []
+        if batch_size == 1:
+            return [first]
+        return [first, *self.consumer.consume(num_messages=batch_size - 1, timeout=0)]
+
     def _close(self) -> None:
         self._watchdog.stop()
         remaining = self.output.close(self.settings.runtime.shutdown_timeout_seconds)
+        self._confirm_commits(None)
         self.consumer.close()
         if self.spec.sink is not None:
             self.spec.sink.close()
@@ -188,7 +220,7 @@ class Runner:
     def _run_batch(self, consumed: Sequence[Message]) -> None:
         origins: list[Origin] = []
         try:
-            results = [self._handle_one(message) for message in consumed]
+            results = self._handle_all(consumed)
             origins = [result.origin for result in results]
             results = self._write_to_sink(results)
         except DependencyUnavailable as error:
@@ -211,13 +243,19 @@ class Runner:
             return
         self._finished(results)
 
-    def _handle_one(self, message: Message) -> MessageResult:
-        self._consumed.inc()
-        started = time.perf_counter()
+    def _handle_all(self, consumed: Sequence[Message]) -> list[MessageResult]:
+        self._consumed.inc(len(consumed))
+        results: list[MessageResult] = []
+        durations: list[float] = []
+        clock, handle = time.perf_counter, self._handle
         try:
-            return self._handle(message)
+            for message in consumed:
+                started = clock()
+                results.append(handle(message))
+                durations.append(clock() - started)
         finally:
-            self._handler_seconds.observe(time.perf_counter() - started)
+            observe_many(self._handler_seconds, durations)
+        return results
 
     def _write_to_sink(self, results: list[MessageResult]) -> list[MessageResult]:
         """The batch's side effect, before anything is produced; events the sink refuses are rejected."""
@@ -295,11 +333,43 @@ class Runner:
             # Which message of the batch the broker refused is not known: the batch is retried.
             raise OutputsNotAcknowledged(f"the broker refused an output: {refused}") from refused
         if offsets:
+            # One commit in flight at most: while the last one is unanswered, this one waits.
+            asynchronous = self._commits_answered >= self._commits_sent
             try:
-                self.consumer.commit(offsets=offsets, asynchronous=False)
+                self._commits_sent += 1
+                if asynchronous:
+                    self.consumer.commit(offsets=offsets, asynchronous=True)
+                else:
+                    self.consumer.commit(offsets=offsets, asynchronous=False)
             except KafkaException as error:
                 # Outputs are acknowledged; the worst outcome is that this batch is processed again.
                 log(logger, "commit_failed", logging.WARNING, worker=self.spec.name, error=str(error))
+                return
+            for offset in offsets:
+                self._uncertain_commits[(offset.topic, offset.partition)] = offset.offset
+
+    def _on_commit(self, error: KafkaError | None, _partitions: list[TopicPartition]) -> None:
+        self._commits_answered += 1
+        if error is not None and error.code() != KafkaError._NO_OFFSET:
+            log(logger, "commit_failed", logging.WARNING, worker=self.spec.name, error=str(error))
+
+    def _confirm_commits(self, partitions: Iterable[TopicPartition] | None) -> None:
+        """Commits synchronously the offsets last committed asynchronously (of `partitions`, or all):
+        before partitions go to another member, or the consumer closes."""
+        wanted = None if partitions is None else {(p.topic, p.partition) for p in partitions}
+        confirm = [
+            TopicPartition(topic, partition, offset)
+            for (topic, partition), offset in self._uncertain_commits.items()
+            if wanted is None or (topic, partition) in wanted
+        ]
+        if not confirm:
+            return
+        for offset in confirm:
+            self._uncertain_commits.pop((offset.topic, offset.partition), None)
+        try:
+            self.consumer.commit(offsets=confirm, asynchronous=False)
+        except KafkaException as error:
+            log(logger, "commit_failed", logging.WARNING, worker=self.spec.name, error=str(error))
 
     def _finished(self, results: Sequence[MessageResult]) -> None:
         """After the commit: count what the broker acknowledged, and how old the events were."""
@@ -311,9 +381,12 @@ class Runner:
         self._sent.clear()
         self._pause.succeeded()
         now = datetime.now(UTC)
-        for result in results:
-            if result.rejection is None and result.processed is not None:
-                self._event_age.observe((now - result.processed.event.event_time).total_seconds())
+        ages = [
+            (now - result.processed.event.event_time).total_seconds()
+            for result in results
+            if result.rejection is None and result.processed is not None
+        ]
+        observe_many(self._event_age, ages)
 
     # -- rebalance -------------------------------------------------------------------------------
 
@@ -322,10 +395,15 @@ class Runner:
         self._pause.on_assign(consumer, partitions)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Batches are committed before the loop polls again, so revoked partitions have nothing pending.
+        # Batches are committed before the loop polls again, so revoked partitions have nothing pending
+        # but an asynchronous commit, confirmed here so that the next owner starts after it.
         log(logger, "partitions_revoked", worker=self.spec.name, partitions=_describe(partitions))
+        self._confirm_commits(partitions)
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Another member owns them already: their offsets are no longer ours to commit.
+        for partition in partitions:
+            self._uncertain_commits.pop((partition.topic, partition.partition), None)
         log(
             logger,
             "partitions_lost",

@@ -1,0 +1,164 @@
+"""CPU per message of each worker's own work, on the reference codec path and on the fast path.
+
+    .venv/bin/python bench/worker_cost.py [--repeats 5]
+
+For the band-router, feedback-triage, extraction-validator and label-sink-decisions, times what
+the runtime does for one message besides Kafka (`batch.BatchHandler`: decode, the worker's
+handler, encode each output) on the bundled samples (`samples/*.jsonl`, JSON in; decisions for the
+label-sink, Avro in), first with `EventCodec(fast=False)` (the reference path: Pydantic,
+`to_avro_datum`, fastavro), then with the default codec (the compiled Avro writer). No broker, no
+sink: the worker's sink (PostgreSQL) is left out. Best of `--repeats`, process CPU time.
+Prints µs per message for both, and the ratio to a bare copy loop that an `--bare-us` µs/msg
+Kafka cost implies (the peer benchmark's bare loop measures it), an estimate, not a measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from confluent_kafka import Message  # noqa: E402
+
+from workers.band_router.policy import load_policy  # noqa: E402
+from workers.band_router.routing import route  # noqa: E402
+from workers.config import load_settings  # noqa: E402
+from workers.contracts import Decision, EventCodec, Feedback, Prediction  # noqa: E402
+from workers.extraction_validator.worker import extraction_validator  # noqa: E402
+from workers.feedback_triage.triage import triage  # noqa: E402
+from workers.label_sink.worker import handle_decision  # noqa: E402
+from workers.runtime.batch import BatchHandler  # noqa: E402
+from workers.runtime.worker import Origin, WorkerSpec  # noqa: E402
+
+SAMPLES = REPO / "samples"
+POLICY = load_policy(REPO / "deploy" / "policies" / "bands.toml")
+JSON = [("content-type", b"application/json")]
+AVRO = [("content-type", b"avro/binary")]
+
+
+class FakeMessage:
+    """What `BatchHandler` reads of a consumed message."""
+
+    def __init__(self, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        self._value, self._headers = value, headers
+
+    def value(self) -> bytes:
+        return self._value
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return self._headers
+
+    def key(self) -> bytes:
+        return b""
+
+    def topic(self) -> str:
+        return "bench"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return 0
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1_700_000_000_000)
+
+
+def lines(name: str, repeat_to: int = 2000) -> list[bytes]:
+    found = [line.encode() for line in (SAMPLES / name).read_text().splitlines() if line.strip()]
+    return [found[i % len(found)] for i in range(max(repeat_to, len(found)))]
+
+
+def specs() -> list[tuple[str, WorkerSpec, list[FakeMessage]]]:
+    settings = load_settings()
+
+    def band_router(prediction: Prediction, _origin: Origin) -> Any:
+        return route(prediction, POLICY, datetime.now(UTC))
+
+    def feedback(item: Feedback, _origin: Origin) -> Any:
+        return triage(item, settings.feedback_triage.positive_sample_rate, datetime.now(UTC))
+
+    reference = EventCodec(fast=False)
+    predictions = [reference.decode(v, JSON, Prediction) for v in lines("predictions.jsonl")]
+    decisions = [o for p in predictions for o in band_router(p, None) if isinstance(o, Decision)]  # type: ignore[arg-type]
+    return [
+        (
+            "band-router",
+            WorkerSpec("band-router", "in", (Prediction,), band_router, {Decision: "d", _task(): "t"}),
+            [FakeMessage(v, JSON) for v in lines("predictions.jsonl")],
+        ),
+        (
+            "feedback-triage",
+            WorkerSpec("feedback-triage", "in", (Feedback,), feedback, {_task(): "t"}),
+            [FakeMessage(v, JSON) for v in lines("feedback.jsonl")],
+        ),
+        (
+            "extraction-validator",
+            extraction_validator(settings),
+            [FakeMessage(v, JSON) for v in lines("extractions.jsonl")],
+        ),
+        (
+            "label-sink-decisions",
+            WorkerSpec("label-sink-decisions", "in", (Decision,), handle_decision, {_example(): "x"}),
+            [FakeMessage(reference.encode(d), AVRO) for d in decisions[:2000]],
+        ),
+    ]
+
+
+def _task() -> type:
+    from workers.contracts import ReviewTask
+
+    return ReviewTask
+
+
+def _example() -> type:
+    from workers.contracts import TrainingExample
+
+    return TrainingExample
+
+
+def best_us(step: Callable[[], object], count: int, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.process_time()
+        step()
+        best = min(best, time.process_time() - started)
+    return best / count * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--bare-us", type=float, default=7.7, help="the bare loop's CPU µs/msg")
+    args = parser.parse_args()
+    bare = args.bare_us
+    print(f"| worker | reference µs/msg | fast µs/msg | est. ÷ bare before | after (bare {bare} µs) |")
+    print("|---|---|---|---|---|")
+    for name, spec, messages in specs():
+        costs = []
+        for codec in (EventCodec(fast=False), EventCodec()):
+            handler = BatchHandler(spec, codec, 1_000_000)
+            results = [handler(m) for m in messages]  # type: ignore[arg-type]
+            rejected = sum(r.rejection is not None for r in results)
+            assert rejected < len(results), f"{name}: every sample rejected: {results[0].rejection}"
+
+            def step(h: BatchHandler = handler, batch: list[FakeMessage] = messages) -> object:
+                return [h(m) for m in batch]  # type: ignore[arg-type]
+
+            costs.append(best_us(step, len(messages), args.repeats))
+        before, after = (args.bare_us / (args.bare_us + cost) for cost in costs)
+        print(f"| {name} | {costs[0]:.1f} | {costs[1]:.1f} | {before:.2f} | {after:.2f} |")
+
+
+if __name__ == "__main__":
+    _ = Message
+    main()
