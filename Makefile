@@ -3,14 +3,20 @@
 #   make test   the test suite, against the same local stack, and the fault suite (tests/faults/)
 #               beside it on a second stack of its own, in parallel; fails if either fails
 #   make test-main / make test-faults   one of the two alone
+#   make demo BACKEND=label-studio      the demo with Label Studio as the review backend
 # Both install what is missing first: the project's virtual environment and the stack's services.
+# The main suite's stack includes Label Studio; the demo's only when BACKEND=label-studio.
 
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 STACK := deploy/local/stack
 PYTEST_ARGS ?=
+# Optional services `make stack` starts too, e.g. STACK_WITH=label-studio.
+STACK_WITH ?=
+# The demo's review backend, handed to it as HITL_REVIEW__BACKEND; empty: the configured default.
+BACKEND ?=
 
-.PHONY: setup stack stack-faults test test-main test-faults demo down status
+.PHONY: setup stack stack-label-studio stack-faults test test-main test-faults demo down status
 
 # The fault suite stops and starts services, so it gets a stack of its own: its own folder and
 # ports, the same downloads.
@@ -29,14 +35,17 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 stack:
-	$(STACK) up
+	$(STACK) up $(addprefix --with ,$(STACK_WITH))
+
+stack-label-studio:
+	$(STACK) up --with label-studio
 
 stack-faults:
 	$(FAULTS_STACK) up
 
 # The main suite in the foreground, the fault suite in the background into $(FAULTS_LOG), shown
 # when both are done.
-test: setup stack stack-faults
+test: setup stack-label-studio stack-faults
 	@mkdir -p artifacts
 	@$(MAKE) --no-print-directory test-faults-run >$(FAULTS_LOG) 2>&1 & faults=$$!; \
 	$(MAKE) --no-print-directory test-main-run; main=$$?; \
@@ -45,7 +54,7 @@ test: setup stack stack-faults
 	echo "test: main suite exit $$main, fault suite exit $$faults_status"; \
 	[ $$main = 0 ] && [ $$faults_status = 0 ]
 
-test-main: setup stack
+test-main: setup stack-label-studio
 	@$(MAKE) --no-print-directory test-main-run
 
 test-faults: setup stack-faults
@@ -58,8 +67,8 @@ test-faults-run:
 	eval "$$($(FAULTS_STACK) env)" && env $(FAULTS_STACK_ENV) HITL_FAULTS_STACK=1 \
 	  $(VENV)/bin/pytest tests/faults -m faults $(PYTEST_ARGS)
 
-demo: setup stack
-	eval "$$($(STACK) env)" && $(PYTHON) -m workers demo
+demo: setup $(if $(filter label-studio,$(BACKEND)),stack-label-studio,stack)
+	eval "$$($(STACK) env)" && $(if $(BACKEND),HITL_REVIEW__BACKEND=$(BACKEND)) $(PYTHON) -m workers demo
 
 down:
 	$(STACK) down

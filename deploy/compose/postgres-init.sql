@@ -1,2 +1,3 @@
--- Argilla keeps its own database next to the project's, as in the local stack.
+-- Argilla and Label Studio keep their own databases next to the project's, as in the local stack.
 CREATE DATABASE argilla;
+CREATE DATABASE label_studio;

@@ -5,8 +5,8 @@ REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 LOCAL_DIR="$REPO_DIR/deploy/local"
 
 # Settings, each overridable from the environment. The client-side names (HITL_KAFKA_BOOTSTRAP,
-# HITL_POSTGRES_DSN, HITL_ARGILLA_*) are the ones the workers and tests read, and docker-compose.yml
-# uses the same ones.
+# HITL_POSTGRES_DSN, HITL_ARGILLA_*, HITL_LABEL_STUDIO_URL and HITL_LABEL_STUDIO_TOKEN) are the ones
+# the workers and tests read, and docker-compose.yml uses the same ones.
 : "${HITL_KAFKA_PORT:=9092}"
 : "${HITL_KAFKA_CONTROLLER_PORT:=$((HITL_KAFKA_PORT + 1))}"
 : "${HITL_KAFKA_HEAP:=768m}"
@@ -21,6 +21,10 @@ LOCAL_DIR="$REPO_DIR/deploy/local"
 : "${HITL_ARGILLA_USERNAME:=argilla}"
 : "${HITL_ARGILLA_PASSWORD:=12345678}"
 : "${HITL_ARGILLA_API_KEY:=argilla.apikey}"
+: "${HITL_LABEL_STUDIO_PORT:=8090}"
+: "${HITL_LABEL_STUDIO_USERNAME:=reviewer-admin@hitl.local}"
+: "${HITL_LABEL_STUDIO_PASSWORD:=hitl-reviewer}"
+: "${HITL_LABEL_STUDIO_TOKEN:=hitl-label-studio-token}"
 
 # PostgreSQL and OpenSearch refuse to run as root; when the stack is started by root they run as
 # this system user, which must be able to reach the stack folder.
