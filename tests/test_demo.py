@@ -8,16 +8,20 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.support.services import REPO_DIR, Services
 
 
-def test_demo_turns_the_sample_into_training_data(services: Services) -> None:
+@pytest.mark.parametrize("backend", ["argilla", "label-studio"])
+def test_demo_turns_the_sample_into_training_data(services: Services, backend: str) -> None:
     env = {
         **os.environ,
         "HITL_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
         "HITL_POSTGRES_DSN": services.postgres_dsn,
         "HITL_ARGILLA_API_URL": services.argilla_api_url,
         "HITL_ARGILLA_API_KEY": services.argilla_api_key,
+        "HITL_REVIEW__BACKEND": backend,
     }
     result = subprocess.run(
         [sys.executable, "-m", "workers", "demo"],
@@ -38,7 +42,8 @@ def test_demo_turns_the_sample_into_training_data(services: Services) -> None:
     tasks = figure("review tasks")
     assert figure("sample events in") == 390
     assert 0 < tasks < len(sample_answers)
-    assert figure("records in Argilla") == tasks
+    assert figure("review items") == tasks
+    assert ("Label Studio: http" in result.stdout) == (backend == "label-studio")
     assert figure("resolutions") == tasks
     assert figure("training examples") == tasks
     assert figure("dead letters") == 0

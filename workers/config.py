@@ -150,6 +150,44 @@ class ArgillaBridgeSettings(Frozen):
     reconcile_interval_seconds: float = Field(60.0, gt=0)
 
 
+ReviewBackendName = Literal["argilla", "label-studio"]
+TASK_KINDS = ("moderation", "rag_answer", "extraction")
+
+
+class ReviewSettings(Frozen):
+    """Where review tasks go: one backend for all, or one per task kind."""
+
+    backend: ReviewBackendName = Field("argilla", description="the review tool of every task kind")
+    backend_by_kind: dict[Literal["moderation", "rag_answer", "extraction"], ReviewBackendName] = Field(
+        default_factory=dict,
+        description='the review tool of some task kinds, e.g. {"moderation": "label-studio"}',
+    )
+
+    def backend_for(self, kind: str) -> ReviewBackendName:
+        return self.backend_by_kind.get(kind, self.backend)  # type: ignore[call-overload, no-any-return]
+
+    def backends_used(self) -> tuple[ReviewBackendName, ...]:
+        """The backends some task kind goes to, the default one first (when a kind keeps it)."""
+        kinds = sorted(TASK_KINDS, key=lambda kind: kind in self.backend_by_kind)
+        return tuple(dict.fromkeys(self.backend_for(kind) for kind in kinds))
+
+
+class LabelStudioSettings(Frozen):
+    """The Label Studio backend (HITL_LABEL_STUDIO_URL and HITL_LABEL_STUDIO_TOKEN connect to it).
+
+    Task kinds and their answers per task come from the same settings as Argilla's
+    (HITL_ARGILLA_BRIDGE__MIN_SUBMITTED); the collector listens on the same host and port.
+    """
+
+    project_prefix: str = Field("hitl", description="projects are named <prefix>-<kind>-...")
+    publish_batch_size: int = Field(200, ge=1, le=1000)
+    collector_public_url: str = Field(
+        "http://127.0.0.1:8410/label-studio/webhook",
+        description="the URL Label Studio calls, as Label Studio reaches it",
+    )
+    request_timeout_seconds: float = Field(30.0, gt=0)
+
+
 class LabelSinkSettings(Frozen):
     include_auto_decisions: bool = Field(False, description="also write auto-accepted/rejected decisions")
 
@@ -193,6 +231,8 @@ class Settings(BaseSettings):
     postgres: PostgresSettings = PostgresSettings()
     argilla_api_url: str = "http://127.0.0.1:6900"
     argilla_api_key: SecretStr = SecretStr("argilla.apikey")
+    label_studio_url: str = "http://127.0.0.1:8090"
+    label_studio_token: SecretStr = SecretStr("")
     group_id_prefix: str = "hitl"
     metrics_port: int = Field(9400, ge=0, le=65535, description="0 picks a free port")
     schemas_dir: Path | None = Field(
@@ -204,6 +244,8 @@ class Settings(BaseSettings):
     feedback_triage: FeedbackTriageSettings = FeedbackTriageSettings()
     extraction_validator: ExtractionValidatorSettings = ExtractionValidatorSettings()
     argilla_bridge: ArgillaBridgeSettings = ArgillaBridgeSettings()
+    review: ReviewSettings = ReviewSettings()
+    label_studio: LabelStudioSettings = LabelStudioSettings()
     label_sink: LabelSinkSettings = LabelSinkSettings()
     gateway: GatewaySettings = GatewaySettings()
     quality: QualitySettings = QualitySettings()

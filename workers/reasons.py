@@ -40,6 +40,7 @@ class Reason(StrEnum):
     # Sinks
     DATABASE_REFUSED = "database_refused"
     ARGILLA_REJECTED = "argilla_rejected"
+    LABEL_STUDIO_REJECTED = "label_studio_rejected"
     # argilla-collector (on hitl.review.resolved.dlq)
     UNREADABLE_RECORD = "unreadable_record"
     RESOLUTION_FAILED = "resolution_failed"
@@ -90,7 +91,8 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.UNKNOWN_SCHEMA: "an extraction naming a schema (or version) no configured module registers",
     Reason.DATABASE_REFUSED: "PostgreSQL refused the event's row (a constraint, a value it cannot hold)",
     Reason.ARGILLA_REJECTED: "Argilla refused the review task's record for its content",
-    Reason.UNREADABLE_RECORD: "an Argilla record that does not carry the task it was published from",
+    Reason.LABEL_STUDIO_REJECTED: "Label Studio refused the review task for its content",
+    Reason.UNREADABLE_RECORD: "an item of the review tool that does not carry the task it was published from",
     Reason.RESOLUTION_FAILED: "the record's answers could not be turned into a resolution",
     Reason.REFUSED_BY_KAFKA: "Kafka refused the resolution for what it is (too large for the topic)",
 }

@@ -20,7 +20,8 @@ WORKERS: dict[str, str] = {
     "band-router": "workers.band_router.worker:band_router",
     "feedback-triage": "workers.feedback_triage.worker:feedback_triage",
     "extraction-validator": "workers.extraction_validator.worker:extraction_validator",
-    "argilla-publisher": "workers.review.publisher:argilla_publisher",
+    "argilla-publisher": "workers.review.publisher:publisher",
+    "review-publisher": "workers.review.publisher:publisher",
     "label-sink": "workers.label_sink.worker:label_sink",
     "label-sink-decisions": "workers.label_sink.worker:label_sink_decisions",
     "quality-decisions": "workers.quality.recorder:quality_decisions",
@@ -36,6 +37,7 @@ METRICS_PORTS: dict[str, int] = {
     "feedback-triage": 9402,
     "extraction-validator": 9403,
     "argilla-publisher": 9404,
+    "review-publisher": 9404,
     "label-sink": 9405,
     "label-sink-decisions": 9406,
     "quality-decisions": 9407,
@@ -57,6 +59,7 @@ ServiceMain = Callable[[Settings], None]
 # Processes that are not Kafka consumers (an HTTP receiver, say): `main(settings)` runs until SIGTERM.
 SERVICES: dict[str, str] = {
     "argilla-collector": "workers.review.collector:serve",
+    "review-collector": "workers.review.collector:serve",
     "gateway": "workers.gateway.server:serve",
     "quality-exporter": "workers.quality.exporter:serve",
 }

@@ -1,13 +1,14 @@
 """`hitl-workers demo`: the whole pipeline on the bundled sample, on the running stack.
 
 It works in a namespace of its own, emptied at the start of every run: topics `demo.*`, the
-PostgreSQL schema `demo` and the Argilla workspace `hitl-demo`. Steps:
+PostgreSQL schema `demo`, and in the review tool the Argilla workspace `hitl-demo` or the Label
+Studio projects `hitl-demo-*` (HITL_REVIEW__BACKEND chooses, as for the workers). Steps:
 
 1. start every worker and the gateway as its own process (logs in .stack/demo/logs/);
 2. produce the sample predictions, feedback and extractions as JSON, as applications do: part of
    the feedback over HTTP through the gateway, the rest straight onto the topics;
-3. wait until the routers have routed everything and the review tasks are records in Argilla;
-4. let simulated reviewers answer every record through Argilla's API;
+3. wait until the routers have routed everything and the review tasks are items of the review tool;
+4. let simulated reviewers answer every item through the tool's API (`desks`);
 5. wait until the label-sink has written the resolved labels, and export them for fine-tuning;
 6. print what landed where, with the URL of the gateway's demo page (the 👍/👎 widget); in a
    terminal the pipeline keeps running for that page until Ctrl-C, then the workers stop. The
@@ -24,20 +25,19 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import argilla as rg
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from workers.config import Settings, load_settings
+from workers.demo.desks import PROJECT_PREFIX, WORKSPACE, ReviewDesk, desks_for
 from workers.demo.processes import WorkerProcesses
-from workers.demo.reviewers import answer_values, ensure_annotator, find_workspace, sign_in
 from workers.runtime.kafka_config import admin_config, consumer_config
 from workers.runtime.producing import KafkaOutput
 from workers.runtime.topics import create_topics, project_topics
@@ -47,9 +47,6 @@ REPO_DIR = Path(__file__).resolve().parents[2]
 SAMPLES_DIR = REPO_DIR / "samples"
 OUTPUT_DIR = REPO_DIR / ".stack" / "demo"
 SCHEMA = "demo"
-WORKSPACE = "hitl-demo"
-REVIEWERS = ("demo-reviewer-ana", "demo-reviewer-ben")
-REVIEWER_PASSWORD = "demo-reviewer-12345"
 WORKERS = (
     "band-router",
     "feedback-triage",
@@ -86,6 +83,7 @@ def demo_environment(settings: Settings) -> dict[str, str]:
     environment = {
         "HITL_POSTGRES_DSN": f"{dsn}{separator}options={quote('-csearch_path=' + SCHEMA)}",
         "HITL_ARGILLA_BRIDGE__WORKSPACE": WORKSPACE,
+        "HITL_LABEL_STUDIO__PROJECT_PREFIX": PROJECT_PREFIX,
         "HITL_ARGILLA_BRIDGE__RECONCILE_INTERVAL_SECONDS": "10",
         "HITL_GROUP_ID_PREFIX": "demo",
         "HITL_RUNTIME__BATCH_WAIT_SECONDS": "0.2",
@@ -117,9 +115,9 @@ def run_demo() -> int:
         topics={name: environment[f"HITL_TOPICS__{name.upper()}"] for name in TOPIC_FIELDS},
         argilla_bridge={"workspace": WORKSPACE},
     )
-    owner = rg.Argilla(api_url=settings.argilla_api_url, api_key=settings.argilla_api_key.get_secret_value())
-    say("resetting the demo's topics, schema and Argilla workspace")
-    reset(settings, owner)
+    desks = desks_for(settings)
+    say(f"resetting the demo's topics, schema and {' and '.join(desk.where for desk in desks)}")
+    reset(settings, desks)
     create_topics(settings)
     with psycopg.connect(settings.postgres_dsn.get_secret_value(), autocommit=True) as connection:
         migrate(connection)
@@ -144,14 +142,14 @@ def run_demo() -> int:
             f"{routed['extractions_valid']} valid extractions"
         )
         records = wait_for(
-            lambda: count_records(owner),
+            lambda: sum(desk.count_items() for desk in desks),
             routed["review_tasks"],
-            "review tasks to become Argilla records",
+            "review tasks to become items of the review tool",
             processes,
         )
-        say(f"Argilla: {records} records to review in workspace {WORKSPACE}")
-        answered = answer_all(owner, settings)
-        say(f"simulated reviewers answered {answered} records")
+        say(f"{records} items to review: {', '.join(desk.where for desk in desks)}")
+        answered = answer_all(desks)
+        say(f"simulated reviewers answered {answered} items")
         examples = wait_for(
             lambda: count_rows(
                 settings, "SELECT count(*) FROM training_examples WHERE label_source = 'human'"
@@ -161,7 +159,7 @@ def run_demo() -> int:
             processes,
         )
         exports = export_all(settings)
-        summary(settings, sent, routed, records, examples, exports, gateway)
+        summary(settings, desks, sent, routed, records, examples, exports, gateway)
         # Only for a person at a terminal: a script or a test reading the output gets its exit.
         if sys.stdin.isatty() and sys.stdout.isatty():
             keep_running(processes, gateway)
@@ -189,7 +187,7 @@ def keep_running(processes: WorkerProcesses, gateway: str) -> None:
 # -- reset -----------------------------------------------------------------------------------------
 
 
-def reset(settings: Settings, owner: rg.Argilla) -> None:
+def reset(settings: Settings, desks: list[ReviewDesk]) -> None:
     admin = AdminClient(admin_config(settings))
     existing = set(admin.list_topics(timeout=30).topics)
     ours = [topic for topic in project_topics(settings) if topic in existing]
@@ -202,14 +200,8 @@ def reset(settings: Settings, owner: rg.Argilla) -> None:
     with psycopg.connect(load_settings().postgres_dsn.get_secret_value(), autocommit=True) as connection:
         connection.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
         connection.execute(f"CREATE SCHEMA {SCHEMA}")
-    workspace = find_workspace(owner, WORKSPACE)
-    if workspace is not None:
-        for dataset in workspace.datasets:
-            dataset.delete()
-    else:
-        workspace = rg.Workspace(name=WORKSPACE, client=owner).create()
-    for username in REVIEWERS:
-        ensure_annotator(owner, workspace, username, REVIEWER_PASSWORD)
+    for desk in desks:
+        desk.reset()
 
 
 # -- producing and waiting -------------------------------------------------------------------------
@@ -351,38 +343,15 @@ def count_rows(settings: Settings, query: str) -> int:
     return int(row[0]) if row else 0
 
 
-def datasets(owner: rg.Argilla) -> Iterator[rg.Dataset]:
-    workspace = find_workspace(owner, WORKSPACE)
-    if workspace is not None:
-        # Fetched by name, so that each comes with its settings, which reading suggestions needs.
-        for listed in workspace.datasets:
-            dataset = owner.datasets(listed.name, workspace=WORKSPACE)
-            if dataset is not None:
-                yield dataset
-
-
-def count_records(owner: rg.Argilla) -> int:
-    return sum(len(list(dataset.records)) for dataset in datasets(owner))
-
-
 # -- reviewing -------------------------------------------------------------------------------------
 
 
-def answer_all(owner: rg.Argilla, settings: Settings) -> int:
+def answer_all(desks: list[ReviewDesk]) -> int:
     answers = {
         answer["event_id"]: answer
         for answer in map(json.loads, (SAMPLES_DIR / "review_answers.jsonl").read_text().splitlines())
     }
-    reviewers = [sign_in(settings.argilla_api_url, name, REVIEWER_PASSWORD) for name in REVIEWERS]
-    answered = 0
-    for dataset in datasets(owner):
-        for record in dataset.records:
-            answer = answers.get(str(record.id))
-            if answer is None:
-                continue
-            reviewers[answered % len(reviewers)].submit(record._server_id, answer_values(answer))
-            answered += 1
-    return answered
+    return sum(desk.answer_all(answers) for desk in desks)
 
 
 # -- results ---------------------------------------------------------------------------------------
@@ -411,6 +380,7 @@ def export_all(settings: Settings) -> dict[str, tuple[Path, int]]:
 
 def summary(
     settings: Settings,
+    desks: list[ReviewDesk],
     sent: dict[str, int],
     routed: dict[str, int],
     records: int,
@@ -436,7 +406,7 @@ def summary(
         ("review tasks", routed["review_tasks"]),
         ("valid extractions", routed["extractions_valid"]),
         ("dead letters", routed["dead_letters"]),
-        ("records in Argilla", f"{records} in workspace {WORKSPACE}"),
+        ("review items", f"{records}: {', '.join(desk.where for desk in desks)}"),
         ("resolutions", resolved_count),
         (
             "training examples",
@@ -452,8 +422,6 @@ def summary(
     for label, value in lines:
         print(f"  {label:<{width}}  {value}")
     print(f"\n  Feedback widget demo page: {gateway}/demo  (API docs: {gateway}/docs)")
-    print(
-        f"  Argilla: {settings.argilla_api_url}  (owner argilla / 12345678; reviewers "
-        f"{', '.join(REVIEWERS)} / {REVIEWER_PASSWORD})"
-    )
+    for desk in desks:
+        print(f"  {desk.sign_in()}")
     print()

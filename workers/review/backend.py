@@ -14,7 +14,8 @@ moves tasks and answers between those and its tool:
     send_back(item, answers, message)
                               return answers to their reviewers with the message, as unfinished
     notifications(on_item, stop)
-                              an ASGI app receiving the tool's notifications (webhooks), calling
+                              the receiver of the tool's notifications (webhooks): its `path` and
+                              its `receive`, an ASGI callable for one POST there, calling
                               `on_item(ref)` for each item they concern; None if stopped first
     close()
 
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from workers.contracts import ReviewTask
 from workers.errors import RejectedEvent
 from workers.runtime.worker import Processed
 
@@ -104,6 +106,12 @@ class ReviewItem:
     """Where the item is, for a dead letter's headers (`dataset`, `record`, ...)."""
 
 
+class Receiver(Protocol):
+    path: str
+
+    async def receive(self, scope: Any, receive: Any, send: Any) -> None: ...
+
+
 class ReviewBackend(Protocol):
     name: str
 
@@ -119,9 +127,17 @@ class ReviewBackend(Protocol):
 
     def send_back(self, item: ReviewItem, answers: Sequence[Answer], message: str) -> None: ...
 
-    def notifications(self, on_item: Callable[[str], Awaitable[int]], stop: Any) -> Any | None: ...
+    def notifications(self, on_item: Callable[[str], Awaitable[int]], stop: Any) -> Receiver | None: ...
 
     def close(self) -> None: ...
+
+
+def refusals_with_copies(
+    members: Sequence[tuple[int, ReviewTask]], refused: Mapping[int, RejectedEvent]
+) -> dict[int, RejectedEvent]:
+    """The refusals, extended to every copy in the batch of a refused task."""
+    by_task = {task.task_id: refused[index] for index, task in members if index in refused}
+    return {index: by_task[task.task_id] for index, task in members if task.task_id in by_task}
 
 
 def _json_object(value: Any) -> dict[str, Any]:

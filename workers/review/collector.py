@@ -1,10 +1,11 @@
-"""The review collector (`hitl-workers run argilla-collector`): reviewers' answers become
-ReviewResolutions on `hitl.review.resolved`.
+"""The review collector (`hitl-workers run argilla-collector`, or `review-collector`): reviewers'
+answers become ReviewResolutions on `hitl.review.resolved`.
 
-At start it asks the backend for its notification receiver (for Argilla: it registers its webhook,
-reusing one with the same URL, whose secret it takes), serves it with uvicorn, and runs the
-reconciliation loop beside it, until SIGTERM or SIGINT. Each notification names an item, which
-`collecting.Resolver` resolves.
+It collects from every backend the settings send some task kind to. At start it asks each for its
+notification receiver (Argilla: it registers its webhook, reusing one with the same URL, whose
+secret it takes; Label Studio: a webhook on each project), serves them on one port, each at its
+path, with uvicorn, and runs a reconciliation loop per backend beside them, until SIGTERM or
+SIGINT. Each notification names an item, which that backend's `collecting.Resolver` resolves.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import logging
 import signal
 import threading
+from collections.abc import Awaitable, Callable
 from types import FrameType
 
 import uvicorn
@@ -21,8 +23,9 @@ from workers.config import Settings
 from workers.errors import DependencyUnavailable
 from workers.extraction_validator.registry import ExtractionSchemas
 from workers.logs import log
-from workers.review.argilla.backend import ArgillaBackend
+from workers.review.asgi import Receivers
 from workers.review.backend import ReviewBackend
+from workers.review.backends import used_backends
 from workers.review.collecting import Reconciler, ResolutionEmitter, Resolver
 from workers.review.corrections import correction_check
 from workers.review.metrics import CollectorMetrics
@@ -40,13 +43,25 @@ class Collector:
         self.settings = settings
         self.bridge = settings.argilla_bridge
         self.metrics = CollectorMetrics()
-        self.backend = backend or ArgillaBackend(settings, metrics=self.metrics)
+        self.backends = [backend] if backend is not None else used_backends(settings, self.metrics)
         self.emitter = emitter or ResolutionEmitter(settings)
         schemas = ExtractionSchemas.from_modules(settings.extraction_validator.schema_modules)
-        self.resolver = Resolver(self.backend, self.emitter, correction_check(schemas))
-        self.reconciler = Reconciler(self.backend, self.resolver, self.metrics)
+        check = correction_check(schemas)
+        self.resolvers = {b.name: Resolver(b, self.emitter, check) for b in self.backends}
+        self.reconcilers = {
+            b.name: Reconciler(b, self.resolvers[b.name], self.metrics) for b in self.backends
+        }
         self._stop = threading.Event()
         self._server: uvicorn.Server | None = None
+
+    @property
+    def backend(self) -> ReviewBackend:
+        """The first backend (the only one, unless task kinds go to different tools)."""
+        return self.backends[0]
+
+    @property
+    def reconciler(self) -> Reconciler:
+        return self.reconcilers[self.backend.name]
 
     @property
     def started(self) -> bool:
@@ -59,12 +74,15 @@ class Collector:
 
     def run(self) -> None:
         """Serves until `stop()` (or, in the main thread, SIGTERM/SIGINT)."""
-        app = self.backend.notifications(self.on_item, self._stop)
-        if app is None:
-            self.emitter.close()
-            return
+        receivers = {}
+        for backend in self.backends:
+            app = backend.notifications(self._on_item_of(backend.name), self._stop)
+            if app is None:
+                self._close()
+                return
+            receivers[app.path] = app.receive
         config = uvicorn.Config(
-            app,
+            Receivers(receivers, self.metrics),
             host=self.bridge.collector_host,
             port=self.bridge.collector_port,
             log_config=None,
@@ -72,28 +90,44 @@ class Collector:
             lifespan="off",
         )
         self._server = uvicorn.Server(config)
-        reconciling = threading.Thread(
-            target=self.reconciler.loop,
-            args=(self._stop, self.bridge.reconcile_interval_seconds),
-            name="reconciler",
-            daemon=True,
-        )
-        reconciling.start()
-        log(logger, "started", backend=self.backend.name, url=self.bridge.collector_public_url)
+        reconciling = [
+            threading.Thread(
+                target=reconciler.loop,
+                args=(self._stop, self.bridge.reconcile_interval_seconds),
+                name=f"reconciler-{name}",
+                daemon=True,
+            )
+            for name, reconciler in self.reconcilers.items()
+        ]
+        for thread in reconciling:
+            thread.start()
+        log(logger, "started", backends=[b.name for b in self.backends], paths=sorted(receivers))
         try:
             if not self._stop.is_set():
                 self._server.run()
         finally:
             self._stop.set()
-            reconciling.join(timeout=60)
-            self.emitter.close()
-            self.backend.close()
+            for thread in reconciling:
+                thread.join(timeout=60)
+            self._close()
             log(logger, "stopped")
 
-    async def on_item(self, ref: str) -> int:
+    def _close(self) -> None:
+        self.emitter.close()
+        for backend in self.backends:
+            backend.close()
+
+    def _on_item_of(self, backend_name: str) -> Callable[[str], Awaitable[int]]:
+        async def on_item(ref: str) -> int:
+            return await self.on_item(ref, backend_name)
+
+        return on_item
+
+    async def on_item(self, ref: str, backend_name: str | None = None) -> int:
         """Resolves the item a notification names; the status code the tool gets back."""
+        resolver = self.resolvers[backend_name or self.backend.name]
         try:
-            outcome = await asyncio.to_thread(self.resolver.resolve_item, ref)
+            outcome = await asyncio.to_thread(resolver.resolve_item, ref)
         except DependencyUnavailable as error:
             log(logger, "event_postponed", logging.WARNING, item=ref, error=str(error)[:500])
             return 503

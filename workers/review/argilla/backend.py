@@ -30,7 +30,7 @@ from workers.review.argilla import layout as ds
 from workers.review.argilla.client import ArgillaAdapter, ArgillaRejected, DatasetRef
 from workers.review.argilla.records import RecordItem, answers_of, record_for, replay_item
 from workers.review.argilla.webhooks import WebhookApp, record_to_resolve, register_webhook
-from workers.review.backend import DRAFT, Answer, Marks, ReviewItem
+from workers.review.backend import DRAFT, Answer, Marks, ReviewItem, refusals_with_copies
 from workers.review.metrics import CollectorMetrics
 from workers.runtime.backoff import Backoff
 from workers.runtime.worker import Processed
@@ -95,7 +95,7 @@ class ArgillaBackend:
             logged_refused: dict[int, RejectedEvent] = {}
             for start in range(0, len(items), size):
                 logged_refused.update(self._log(dataset, items[start : start + size]))
-            refused.update(_with_copies(members, logged_refused))
+            refused.update(refusals_with_copies(members, logged_refused))
         return refused
 
     def _items_to_log(
@@ -301,11 +301,3 @@ def _unreadable_item(record: dict[str, Any]) -> ReviewItem:
         marks=Marks.from_json(metadata.get(EMITTED_MARK), metadata.get(FAILED_MARK)),
         where=_where(record),
     )
-
-
-def _with_copies(
-    members: Sequence[tuple[int, ReviewTask]], refused: Mapping[int, RejectedEvent]
-) -> dict[int, RejectedEvent]:
-    """The refusals, extended to every copy in the batch of a refused task."""
-    by_task = {task.task_id: refused[index] for index, task in members if index in refused}
-    return {index: by_task[task.task_id] for index, task in members if task.task_id in by_task}

@@ -1,14 +1,9 @@
 """Which Argilla dataset a review task goes to, and what reviewers see there: fields, questions, metadata.
 
-One dataset per task kind, split further where Argilla fixes something at creation that differs
-between tasks:
-
-- moderation: one dataset per (model task, label set, text or image). A label question's options
-  cannot change once the dataset exists, so a task whose scores name a label the dataset lacks
-  would be refused; keying the dataset by its sorted label set (a short hash in the name) gives
-  every label set a dataset of its own instead. Reviewers see one dataset per task and label set.
-- rag_answer: one dataset.
-- extraction: one dataset per schema name (versions share it; the version is metadata).
+One dataset per group of tasks (`workers.review.grouping`: per kind, and per label set or schema):
+a label question's options cannot change once the dataset exists, so a task whose scores name a
+label the dataset lacks would be refused. An extraction schema's versions share a dataset; the
+version is metadata.
 
 The names of fields and metadata here are what `records` writes and reads; the questions are the
 review package's (`answers`).
@@ -18,15 +13,14 @@ distribution once a dataset has responses) or of these definitions needs a new d
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass
 
 import argilla as rg
 
 from workers.config import ArgillaBridgeSettings
-from workers.contracts import Extraction, Prediction, RagFault, RagVerdict, ReviewTask
+from workers.contracts import RagFault, RagVerdict, ReviewTask, TaskKind
 from workers.review.answers import CORRECTED_ANSWER, CORRECTED_JSON, FAULT, LABEL, NOTE, VERDICT
+from workers.review.grouping import task_group
 
 # Fields
 TEXT = "text"
@@ -58,8 +52,6 @@ TASK_JSON = "_hitl_task"
 AWAITING = "awaiting"
 EMITTED = "emitted"
 
-_NAME_UNSAFE = re.compile(r"[^a-z0-9_.-]+")
-
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -72,34 +64,15 @@ class DatasetSpec:
 
 def dataset_spec_for(task: ReviewTask, bridge: ArgillaBridgeSettings) -> DatasetSpec:
     min_submitted = bridge.min_submitted.get(task.kind.value, 1)
-    source = task.source
-    if isinstance(source, Prediction):
-        labels = sorted(source.scores)
-        image = _is_image(source)
-        name = _name(
-            bridge.dataset_prefix,
-            "moderation",
-            source.task,
-            _short_hash(labels),
-            *(["image"] if image else []),
+    group = task_group(task, bridge.dataset_prefix)
+    if group.kind is TaskKind.MODERATION:
+        return DatasetSpec(
+            group.name, moderation_settings(list(group.labels), group.image, min_submitted), group.image
         )
-        return DatasetSpec(name, moderation_settings(labels, image, min_submitted), image)
-    if isinstance(source, Extraction):
-        name = _name(bridge.dataset_prefix, "extraction", source.schema_name)
-        return DatasetSpec(name, extraction_settings(source.schema_name, min_submitted))
-    return DatasetSpec(_name(bridge.dataset_prefix, "rag_answer"), rag_settings(min_submitted))
-
-
-def _is_image(prediction: Prediction) -> bool:
-    return prediction.item.content_type.startswith("image/") and prediction.item.uri is not None
-
-
-def _name(prefix: str, *parts: str) -> str:
-    return "-".join(_NAME_UNSAFE.sub("_", part.lower()).strip("_") or "_" for part in (prefix, *parts))[:200]
-
-
-def _short_hash(labels: list[str]) -> str:
-    return hashlib.sha256("\x1f".join(labels).encode()).hexdigest()[:8]
+    if group.kind is TaskKind.EXTRACTION:
+        assert group.schema_name is not None
+        return DatasetSpec(group.name, extraction_settings(group.schema_name, min_submitted))
+    return DatasetSpec(group.name, rag_settings(min_submitted))
 
 
 def _common_metadata() -> list[

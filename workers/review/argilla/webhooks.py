@@ -22,10 +22,9 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError, WebhookVerificationError
 
@@ -33,19 +32,14 @@ from workers.config import ArgillaBridgeSettings
 from workers.errors import ConfigError
 from workers.logs import log
 from workers.review.argilla.client import ArgillaAdapter
+from workers.review.asgi import Receive, Receivers, Scope, Send, client_of, headers_of, read_body, respond
 from workers.review.metrics import CollectorMetrics
 
 logger = logging.getLogger("hitl.argilla_collector")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 EventHandler = Callable[[dict[str, Any]], Awaitable[int]]
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
-HEALTH_PATH = "/healthz"
-METRICS_PATH = "/metrics"
 TOLERANCE_SECONDS = 5 * 60
 """Standard Webhooks' timestamp tolerance, either way: older or newer calls fail verification."""
 MAX_SEEN_IDS = 100_000
@@ -109,34 +103,22 @@ class WebhookApp:
         self._seen = SeenMessageIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
-        if scope["path"] == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
-            await _respond(send, 200, {"status": "ok"})
-            return
-        if scope["path"] == METRICS_PATH and scope["method"] == "GET":
-            await _send(send, 200, self._metrics.exposition(), CONTENT_TYPE_LATEST.encode())
-            return
-        if scope["path"] != self.path:
-            await _respond(send, 404, {"error": "not found"})
-            return
-        if scope["method"] != "POST":
-            await _respond(send, 405, {"error": "POST only"})
-            return
+        """Served alone: /healthz, /metrics and the webhook at its path."""
+        await Receivers({self.path: self.receive}, self._metrics)(scope, receive, send)
+
+    async def receive(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """One POST to the webhook's path."""
         await self._webhook(scope, receive, send)
 
     async def _webhook(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = {
-            name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
-        }
+        headers = headers_of(scope)
         declared = headers.get("content-length", "0").strip()
         if not declared.isdigit():
             await self._refuse(send, scope, 400, "bad_request", "unreadable Content-Length")
             return
-        body = None if int(declared) > self._max_body_bytes else await self._read_body(receive)
+        body = (
+            None if int(declared) > self._max_body_bytes else await read_body(receive, self._max_body_bytes)
+        )
         if body is None:
             # Closing the connection is what stops the rest of the body: uvicorn would read it all.
             await self._refuse(send, scope, 413, "too_large", "body too large", close=True)
@@ -164,7 +146,7 @@ class WebhookApp:
                 # Not taken: a delivery of the same message may come back.
                 self._seen.discard(message_id)
         self._metrics.webhook_calls.labels("accepted" if status < 300 else "retry").inc()
-        await _respond(send, status, {"status": "accepted" if status < 300 else "retry later"})
+        await respond(send, status, {"status": "accepted" if status < 300 else "retry later"})
 
     def _verified(self, body: bytes, headers: dict[str, str]) -> tuple[str | None, str | None]:
         """(the body as text, None) if the headers sign it, else (None, why), however malformed."""
@@ -187,53 +169,11 @@ class WebhookApp:
         reason: str | None = None,
         close: bool = False,
     ) -> None:
-        log(logger, "webhook_rejected", logging.WARNING, answer=answer, reason=reason, client=_client(scope))
+        log(
+            logger, "webhook_rejected", logging.WARNING, answer=answer, reason=reason, client=client_of(scope)
+        )
         self._metrics.webhook_calls.labels(answer).inc()
-        await _respond(send, status, {"error": error}, close)
-
-    async def _read_body(self, receive: Receive) -> bytes | None:
-        """The body, or None as soon as it grows beyond the limit (the rest is never read)."""
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self._max_body_bytes:
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
-
-
-async def _respond(send: Send, status: int, body: dict[str, Any], close: bool = False) -> None:
-    await _send(send, status, json.dumps(body).encode(), b"application/json", close)
-
-
-async def _send(send: Send, status: int, content: bytes, content_type: bytes, close: bool = False) -> None:
-    headers = [(b"content-type", content_type), (b"content-length", str(len(content)).encode())]
-    if close:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": content})
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
-def _client(scope: Scope) -> str | None:
-    client = scope.get("client")
-    return f"{client[0]}:{client[1]}" if client else None
+        await respond(send, status, {"error": error}, close)
 
 
 # -- what the collector asks Argilla to send, and which events it acts on ---------------------------
