@@ -1,7 +1,8 @@
 # The two commands a new user needs:
 #   make demo   the whole pipeline on the bundled sample, on a local stack it starts itself
-#   make test   the test suite, against the same local stack, and the fault suite (tests/faults/)
-#               beside it on a second stack of its own, in parallel; fails if either fails
+#   make test   the test suite, against the same local stack (in two halves at once), and the fault
+#               suite (tests/faults/) beside it on a second stack of its own, in parallel; fails if
+#               any fails
 #   make test-main / make test-faults   one of the two alone
 #   make demo BACKEND=label-studio      the demo with Label Studio as the review backend
 # Both install what is missing first: the project's virtual environment and the stack's services.
@@ -60,8 +61,21 @@ test-main: setup stack-label-studio
 test-faults: setup stack-faults
 	@$(MAKE) --no-print-directory test-faults-run
 
+# The main suite runs as two pytest processes at once, since its tests mostly wait on the services:
+# the review tools' tests (and the demo) into $(REVIEW_LOG), the rest in the foreground. Both get
+# PYTEST_ARGS; for a subset, run pytest itself (see the README's Tests section).
+REVIEW_TESTS := tests/argilla_bridge tests/review_backends tests/gateway tests/smoke tests/packaging tests/test_demo.py
+REVIEW_LOG := artifacts/test-review-tools.log
+
 test-main-run:
-	eval "$$($(STACK) env)" && $(VENV)/bin/pytest -m "not faults" --ignore=tests/faults $(PYTEST_ARGS)
+	@mkdir -p artifacts
+	@eval "$$($(STACK) env)" && \
+	{ $(VENV)/bin/pytest -m "not faults" $(REVIEW_TESTS) $(PYTEST_ARGS) >$(REVIEW_LOG) 2>&1 & review=$$!; \
+	  $(VENV)/bin/pytest -m "not faults" --ignore=tests/faults $(addprefix --ignore=,$(REVIEW_TESTS)) $(PYTEST_ARGS); \
+	  rest=$$?; wait $$review; review_status=$$?; \
+	  echo "==> review tools' tests and the demo ($(REVIEW_LOG)) <=="; cat $(REVIEW_LOG); \
+	  echo "main suite: review tools exit $$review_status, the rest exit $$rest"; \
+	  [ $$rest = 0 ] && [ $$review_status = 0 ]; }
 
 test-faults-run:
 	eval "$$($(FAULTS_STACK) env)" && env $(FAULTS_STACK_ENV) HITL_FAULTS_STACK=1 \

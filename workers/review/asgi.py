@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -61,6 +62,28 @@ async def read_body(receive: Receive, max_bytes: int) -> bytes | None:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: int
+    answer: str
+    """The short code for logs and metrics."""
+    error: str
+    close: bool = False
+
+
+async def limited_body(headers: Mapping[str, str], receive: Receive, max_bytes: int) -> bytes | Refusal:
+    """The body, or why it is refused: an unreadable Content-Length (400), or more than `max_bytes`
+    declared or sent (413, refused before it is buffered whole)."""
+    declared = headers.get("content-length", "0").strip()
+    if not declared.isdigit():
+        return Refusal(400, "bad_request", "unreadable Content-Length")
+    body = None if int(declared) > max_bytes else await read_body(receive, max_bytes)
+    if body is None:
+        # Closing the connection is what stops the rest of the body: uvicorn would read it all.
+        return Refusal(413, "too_large", "body too large", close=True)
+    return body
 
 
 def headers_of(scope: Scope) -> dict[str, str]:

@@ -32,7 +32,17 @@ from workers.config import ArgillaBridgeSettings
 from workers.errors import ConfigError
 from workers.logs import log
 from workers.review.argilla.client import ArgillaAdapter
-from workers.review.asgi import Receive, Receivers, Scope, Send, client_of, headers_of, read_body, respond
+from workers.review.asgi import (
+    Receive,
+    Receivers,
+    Refusal,
+    Scope,
+    Send,
+    client_of,
+    headers_of,
+    limited_body,
+    respond,
+)
 from workers.review.metrics import CollectorMetrics
 
 logger = logging.getLogger("hitl.argilla_collector")
@@ -112,16 +122,9 @@ class WebhookApp:
 
     async def _webhook(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = headers_of(scope)
-        declared = headers.get("content-length", "0").strip()
-        if not declared.isdigit():
-            await self._refuse(send, scope, 400, "bad_request", "unreadable Content-Length")
-            return
-        body = (
-            None if int(declared) > self._max_body_bytes else await read_body(receive, self._max_body_bytes)
-        )
-        if body is None:
-            # Closing the connection is what stops the rest of the body: uvicorn would read it all.
-            await self._refuse(send, scope, 413, "too_large", "body too large", close=True)
+        body = await limited_body(headers, receive, self._max_body_bytes)
+        if isinstance(body, Refusal):
+            await self._refuse(send, scope, body.status, body.answer, body.error, close=body.close)
             return
         text, rejection = self._verified(body, headers)
         if text is None:

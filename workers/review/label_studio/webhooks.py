@@ -21,7 +21,17 @@ from typing import Any
 
 from workers.errors import ConfigError
 from workers.logs import log
-from workers.review.asgi import Receive, Receivers, Scope, Send, client_of, headers_of, read_body, respond
+from workers.review.asgi import (
+    Receive,
+    Receivers,
+    Refusal,
+    Scope,
+    Send,
+    client_of,
+    headers_of,
+    limited_body,
+    respond,
+)
 from workers.review.label_studio.client import LabelStudioClient
 from workers.review.metrics import CollectorMetrics
 
@@ -115,15 +125,9 @@ class LabelStudioWebhookApp:
         if not hmac.compare_digest(given, self._secret):
             await self._refuse(send, scope, 401, "unauthorized", "missing or wrong secret")
             return
-        declared = headers.get("content-length", "0").strip()
-        if not declared.isdigit():
-            await self._refuse(send, scope, 400, "bad_request", "unreadable Content-Length")
-            return
-        body = (
-            None if int(declared) > self._max_body_bytes else await read_body(receive, self._max_body_bytes)
-        )
-        if body is None:
-            await self._refuse(send, scope, 413, "too_large", "body too large", close=True)
+        body = await limited_body(headers, receive, self._max_body_bytes)
+        if isinstance(body, Refusal):
+            await self._refuse(send, scope, body.status, body.answer, body.error, close=body.close)
             return
         try:
             payload = json.loads(body)
