@@ -64,7 +64,7 @@ test-faults: setup stack-faults
 # The main suite runs as two pytest processes at once, since its tests mostly wait on the services:
 # the review tools' tests (and the demo) into $(REVIEW_LOG), the rest in the foreground. Both get
 # PYTEST_ARGS; for a subset, run pytest itself (see the README's Tests section).
-REVIEW_TESTS := tests/argilla_bridge tests/review_backends tests/gateway tests/smoke tests/packaging tests/test_demo.py
+REVIEW_TESTS := tests/argilla_bridge tests/review_backends tests/gateway tests/smoke tests/test_demo.py
 REVIEW_LOG := artifacts/test-review-tools.log
 
 test-main-run:
