@@ -28,7 +28,9 @@ sys.path.insert(0, str(REPO))
 from confluent_kafka import Message  # noqa: E402
 
 from workers.band_router.policy import load_policy  # noqa: E402
+from workers.band_router.reload import PolicyHolder  # noqa: E402
 from workers.band_router.routing import route  # noqa: E402
+from workers.band_router.worker import band_router as band_router_spec  # noqa: E402
 from workers.config import load_settings  # noqa: E402
 from workers.contracts import Decision, EventCodec, Feedback, Prediction  # noqa: E402
 from workers.extraction_validator.worker import extraction_validator  # noqa: E402
@@ -38,7 +40,8 @@ from workers.runtime.batch import BatchHandler  # noqa: E402
 from workers.runtime.worker import Origin, WorkerSpec  # noqa: E402
 
 SAMPLES = REPO / "samples"
-POLICY = load_policy(REPO / "deploy" / "policies" / "bands.toml")
+POLICY_FILE = REPO / "deploy" / "policies" / "bands.toml"
+POLICY = load_policy(POLICY_FILE)
 JSON = [("content-type", b"application/json")]
 AVRO = [("content-type", b"avro/binary")]
 
@@ -91,7 +94,7 @@ def specs() -> list[tuple[str, WorkerSpec, list[FakeMessage]]]:
     return [
         (
             "band-router",
-            WorkerSpec("band-router", "in", (Prediction,), band_router, {Decision: "d", _task(): "t"}),
+            band_router_spec(settings, PolicyHolder(POLICY_FILE, check_seconds=3600)),
             [FakeMessage(v, JSON) for v in lines("predictions.jsonl")],
         ),
         (

@@ -382,9 +382,9 @@ class Runner:
         self._pause.succeeded()
         now = datetime.now(UTC)
         ages = [
-            (now - result.processed.event.event_time).total_seconds()
+            (now - result.event_time).total_seconds()
             for result in results
-            if result.rejection is None and result.processed is not None
+            if result.rejection is None and result.event_time is not None
         ]
         observe_many(self._event_age, ages)
 
