@@ -104,12 +104,22 @@ class Verdict:
 def judge(task: str, model: str, version: str, scores: Mapping[str, float], policy: Policy) -> Verdict:
     """The verdict on the scores of a `task` prediction by `model` at `version`; raises
     RejectedEvent for a prediction that cannot be routed."""
-    judged = _judge(task, model, version, scores, policy)
-    top = min(judged, key=lambda j: (-j.score, j.label))
-    grey = [j for j in judged if j.zone is Zone.REVIEW]
-    if not grey:
-        return Verdict(top, None)
-    return Verdict(top, max(priority_of(j.score, j.rule.band) for j in grey))
+    # The Prediction model already refuses these; a handler must not rely on how its input was built.
+    if not scores:
+        raise RejectedEvent(Unroutable.NO_SCORES, "the prediction has no scores")
+    top: Judged | None = None
+    grey_priority: int | None = None
+    for label, score in scores.items():
+        rule = _rule(task, model, version, label, score, policy)
+        zone = zone_of(score, rule.band)
+        if zone is Zone.REVIEW:
+            priority = priority_of(score, rule.band)
+            grey_priority = priority if grey_priority is None else max(grey_priority, priority)
+        # The top label: the highest score, ties broken by the label's name.
+        if top is None or score > top.score or (score == top.score and label < top.label):
+            top = Judged(label, score, rule, zone)
+    assert top is not None
+    return Verdict(top, grey_priority)
 
 
 def route(prediction: Prediction, policy: Policy, now: datetime) -> list[Decision | ReviewTask]:
@@ -165,26 +175,20 @@ def _outcome(top: Judged) -> DecisionOutcome:
     return DecisionOutcome.AUTO_ACCEPTED if top.zone is Zone.ACCEPT else DecisionOutcome.AUTO_REJECTED
 
 
-def _judge(task: str, model: str, version: str, scores: Mapping[str, float], policy: Policy) -> list[Judged]:
-    # The Prediction model already refuses these; a handler must not rely on how its input was built.
-    if not scores:
-        raise RejectedEvent(Unroutable.NO_SCORES, "the prediction has no scores")
-    judged = []
-    for label, score in scores.items():
-        if math.isnan(score):
-            raise RejectedEvent(Unroutable.SCORE_NOT_A_NUMBER, f"the score of label {label!r} is NaN")
-        if not 0.0 <= score <= 1.0:
-            raise RejectedEvent(
-                Unroutable.SCORE_OUT_OF_RANGE, f"the score of label {label!r} is {score}, outside [0, 1]"
-            )
-        rule = policy.rule_by_name(task, model, version, label)
-        if rule is None:
-            raise RejectedEvent(
-                Unroutable.UNKNOWN_TASK,
-                f"no policy for task {task!r} and no default (policy {policy.version})",
-            )
-        judged.append(Judged(label, score, rule, zone_of(score, rule.band)))
-    return judged
+def _rule(task: str, model: str, version: str, label: str, score: float, policy: Policy) -> LabelRule:
+    if math.isnan(score):
+        raise RejectedEvent(Unroutable.SCORE_NOT_A_NUMBER, f"the score of label {label!r} is NaN")
+    if not 0.0 <= score <= 1.0:
+        raise RejectedEvent(
+            Unroutable.SCORE_OUT_OF_RANGE, f"the score of label {label!r} is {score}, outside [0, 1]"
+        )
+    rule = policy.rule_by_name(task, model, version, label)
+    if rule is None:
+        raise RejectedEvent(
+            Unroutable.UNKNOWN_TASK,
+            f"no policy for task {task!r} and no default (policy {policy.version})",
+        )
+    return rule
 
 
 def _review_task(

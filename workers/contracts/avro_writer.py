@@ -481,8 +481,11 @@ _STRING = [
 # and the lines that write `{v}`.
 _SIMPLE: dict[tuple[Any, Any], tuple[str, list[str]]] = {
     ("string", None): ("type({v}) is str", _STRING),
-    # A UUID's text is 36 ASCII characters: length byte 72.
-    ("string", "uuid"): ("type({v}) is UUID", ["out.append(72)", "out += str({v}).encode()"]),
+    # A UUID's text is 36 ASCII characters: length byte 72. A plain event holds the text already.
+    ("string", "uuid"): (
+        "type({v}) is UUID or type({v}) is str and len({v}) == 36 and {v}.isascii()",
+        ["out.append(72)", "out += ({v} if type({v}) is str else str({v})).encode()"],
+    ),
     ("double", None): ("type({v}) is float", ["out += pack_double({v})"]),
     ("int", None): ("type({v}) is int", ["write_long({v}, out)"]),
     ("long", None): ("type({v}) is int", ["write_long({v}, out)"]),

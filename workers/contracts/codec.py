@@ -36,11 +36,11 @@ from workers.contracts.avro import (
 from workers.contracts.avro_writer import BodyMemo, Unwritable, Writer, compile_writer
 from workers.contracts.base import Event
 from workers.contracts.errors import DecodeError, DecodeReason
-from workers.contracts.plain import PlainEvent
+from workers.contracts.plain import PlainEvent, PlainInput
 from workers.validation_errors import describe
 
 E = TypeVar("E", bound=Event)
-P = TypeVar("P", bound=PlainEvent)
+P = TypeVar("P", bound=PlainInput)
 
 Header = tuple[str, bytes | None]
 Headers = list[Header]
@@ -138,11 +138,12 @@ class EventCodec:
         self._memo.clear()
         if not self.fast or not value or len(value) > self.max_value_bytes:
             return None
-        try:
-            if _wire_format(value, _content_type(headers)) != "json":
+        if not _declared_json(headers):
+            try:
+                if _wire_format(value, _content_type(headers)) != "json":
+                    return None
+            except DecodeError:
                 return None
-        except DecodeError:
-            return None
         body = value.removeprefix(_UTF8_BOM)
         if _SUBMICROSECOND_TIME.search(body):
             return None
@@ -246,6 +247,14 @@ def _content_type(headers: Sequence[Header] | None) -> str | None:
         raise DecodeError(
             DecodeReason.UNSUPPORTED_CONTENT_TYPE, "the content-type header is not ASCII"
         ) from None
+
+
+def _declared_json(headers: Sequence[Header] | None) -> bool:
+    """True for the usual headers of a JSON value: one header, `content-type: application/json`."""
+    return headers is not None and len(headers) == 1 and headers[0] == _JSON_HEADER
+
+
+_JSON_HEADER = ("content-type", JSON_CONTENT_TYPE.encode())
 
 
 def _wire_format(value: bytes, content_type: str | None) -> Literal["json", "avro"]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, ClassVar, Protocol
-from uuid import UUID
 
 import msgspec
 
@@ -30,6 +29,11 @@ from workers.contracts.review import ReviewTask
 from workers.contracts.sources import Prediction
 
 PlainProbability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+UuidText = Annotated[
+    str, msgspec.Meta(pattern="^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+]
+"""A UUID in its canonical text, the form `str(uuid)` gives and Avro writes; any other form of a
+UUID (upper case, no hyphens, braces) goes to Pydantic, which reads it into the same UUID."""
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
@@ -37,6 +41,17 @@ class PlainEvent(Protocol):
     """A plain mirror of a whole event: `EVENT_TYPE` is the model it mirrors."""
 
     EVENT_TYPE: ClassVar[type[Event]]
+
+
+class PlainInput(PlainEvent, Protocol):
+    """A plain mirror of an input event, with its key and its time, as the model's `key` and
+    `event_time`."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def event_time(self) -> datetime: ...
 
 
 class PlainModelInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
@@ -56,7 +71,7 @@ class PlainPrediction(msgspec.Struct, frozen=True, forbid_unknown_fields=True, g
     EVENT_TYPE: ClassVar[type[Event]] = Prediction
     AVRO_NAME: ClassVar[str] = Prediction.AVRO_NAME
 
-    event_id: UUID
+    event_id: UuidText
     occurred_at: AwareDatetime
     source: str
     task: str
@@ -73,7 +88,7 @@ class PlainPrediction(msgspec.Struct, frozen=True, forbid_unknown_fields=True, g
 
     @property
     def key(self) -> str:
-        return str(self.event_id)
+        return self.event_id
 
     @property
     def event_time(self) -> datetime:
@@ -83,7 +98,7 @@ class PlainPrediction(msgspec.Struct, frozen=True, forbid_unknown_fields=True, g
 class PlainDecision(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     EVENT_TYPE: ClassVar[type[Event]] = Decision
 
-    event_id: UUID
+    event_id: str
     label: str
     outcome: str
     score: float
@@ -105,7 +120,7 @@ class PlainSuggestion(msgspec.Struct, frozen=True, forbid_unknown_fields=True, g
 class PlainReviewTask(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     EVENT_TYPE: ClassVar[type[Event]] = ReviewTask
 
-    task_id: UUID
+    task_id: str
     kind: str
     reason: str
     priority: int

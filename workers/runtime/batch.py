@@ -7,10 +7,10 @@ path (decode into the model, handle, encode), which alone decides rejections."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from confluent_kafka import Message
 
@@ -27,8 +27,9 @@ OUTPUT_TOO_LARGE = Reason.OUTPUT_TOO_LARGE
 HANDLER_ERROR = Reason.HANDLER_ERROR
 
 
-@dataclass(frozen=True, slots=True)
-class Encoded:
+# Named tuples: as immutable as frozen dataclasses, and built in a third of the time, once or
+# twice per message.
+class Encoded(NamedTuple):
     topic: str
     key: bytes
     value: bytes
@@ -40,8 +41,7 @@ class Rejection:
     error: BaseException
 
 
-@dataclass(frozen=True, slots=True)
-class MessageResult:
+class MessageResult(NamedTuple):
     """A message after decoding and handling: what it became, and its encoded outputs; or why it
     is rejected."""
 
@@ -57,7 +57,7 @@ class MessageResult:
     """When the input event happened, for the event-age metric."""
 
     def rejected(self, reason: str, error: BaseException) -> MessageResult:
-        return dataclasses.replace(self, rejection=Rejection(reason, error), encoded=())
+        return self._replace(rejection=Rejection(reason, error), encoded=())
 
 
 class BatchHandler:
@@ -120,7 +120,7 @@ class BatchHandler:
             return None  # the reference path rejects it, with its reason
         if outputs is None:
             return None
-        key = str(getattr(plain, fast.input.EVENT_TYPE.ID_FIELD)).encode()
+        key = plain.key.encode()
         topics = self.spec.outputs
         encoded = []
         for output in outputs:
@@ -129,5 +129,4 @@ class BatchHandler:
             if topic is None or value is None or len(value) > self.max_output_bytes:
                 return None
             encoded.append(Encoded(topic, key, value))
-        event_time = getattr(plain, fast.input.EVENT_TYPE.TIME_FIELD)
-        return MessageResult(message, origin, headers, encoded=tuple(encoded), event_time=event_time)
+        return MessageResult(message, origin, headers, encoded=tuple(encoded), event_time=plain.event_time)

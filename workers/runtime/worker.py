@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from workers.contracts import Event
-from workers.contracts.plain import PlainEvent
+from workers.contracts.plain import PlainEvent, PlainInput
 from workers.errors import RejectedEvent
 from workers.reasons import Reason
 
@@ -106,7 +106,7 @@ class FastPath:
     `handler` makes the plain mirrors of the same outputs, keyed by the input's id, or None to leave
     the event to the handler. It must decide as the handler does; a test proves it byte for byte."""
 
-    input: type[PlainEvent]
+    input: type[PlainInput]
     handler: Callable[[Any], Sequence[PlainEvent] | None]
 
 
