@@ -360,11 +360,14 @@ class _Generator:
         return name
 
     def function(self, name: str, fields: list[tuple[str, Any, Writer]]) -> Writer:
-        body = ["def write_fields(value, out):", "    try:"]
+        body = ["def write_fields(value, out):", "    append = out.append", "    try:"]
         for field_name, field_schema, writer in fields:
             var = self._new("v")
             body.append(f"        {var} = {_attribute('value', field_name)}")
-            body += [f"        {line}" for line in self.lines(field_schema, var, writer)]
+            body += [
+                f"        {line}".replace("out.append(", "append(")
+                for line in self.lines(field_schema, var, writer)
+            ]
         body += [
             "    except (AttributeError, UnicodeEncodeError) as error:",
             "        raise Unwritable(str(error)) from error",
@@ -431,7 +434,11 @@ class _Generator:
             return [
                 f"if type({var}) is dict:",
                 f"    if {var}:",
-                f"        write_long(len({var}), out)",
+                f"        n = len({var})",
+                "        if n < 64:",
+                "            out.append(n << 1)",
+                "        else:",
+                "            write_long(n, out)",
                 f"        for {key}, {item} in {var}.items():",
                 *_indent(_string(key), 3),
                 *_indent(self.lines(schema["values"], item), 3),
@@ -444,7 +451,11 @@ class _Generator:
             return [
                 f"if type({var}) is tuple or type({var}) is list:",
                 f"    if {var}:",
-                f"        write_long(len({var}), out)",
+                f"        n = len({var})",
+                "        if n < 64:",
+                "            out.append(n << 1)",
+                "        else:",
+                "            write_long(n, out)",
                 f"        for {item} in {var}:",
                 *_indent(self.lines(schema["items"], item), 3),
                 "    out.append(0)",
