@@ -6,8 +6,9 @@ For the band-router, feedback-triage, extraction-validator and label-sink-decisi
 the runtime does for one message besides Kafka (`batch.BatchHandler`: decode, the worker's
 handler, encode each output) on the bundled samples (`samples/*.jsonl`, JSON in; decisions for the
 label-sink, Avro in), first with `EventCodec(fast=False)` (the reference path: Pydantic,
-`to_avro_datum`, fastavro), then with the default codec (the compiled Avro writer). No broker, no
-sink: the worker's sink (PostgreSQL) is left out. Best of `--repeats`, process CPU time.
+`to_avro_datum`, fastavro), then with the default codec (the generated Avro writer, and the
+worker's fast path where it has one: the band-router's, as `band_router.worker` builds it). No
+broker, no sink: the worker's sink (PostgreSQL) is left out. Best of `--repeats`, process CPU time.
 Prints µs per message for both, and the ratio to a bare copy loop that an `--bare-us` µs/msg
 Kafka cost implies (the peer benchmark's bare loop measures it), an estimate, not a measurement.
 """
