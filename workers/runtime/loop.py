@@ -18,11 +18,11 @@ batch handled since are both rewound and retried. With transactions on there is 
 
 A batch is what is in hand when the loop asks, up to `batch_size`: the loop waits (up to
 `batch_wait_seconds`) only when nothing is in hand nor in flight, so that an event never waits for
-a batch to fill. The commit of step 5 is asynchronous when the previous batch's commit has been
-answered, else synchronous: it is sent only after step 4, so offsets never run ahead of
-acknowledged outputs, and at most one batch's commit is ever in flight, so a crash replays at most
-the batch in hand, the batch in flight and the one before it. A commit that fails is logged, and
-its messages are read again after a restart (at least once, as with a synchronous commit). Before
+a batch to fill. The commit of step 5 is asynchronous while fewer than two commits are unanswered,
+else synchronous: it is sent only after step 4, so offsets never run ahead of acknowledged outputs,
+and at most two batches' commits are ever in flight, so a crash replays at most the batch in hand,
+the batch in flight and the two before it. A commit that fails is logged, and its messages are
+read again after a restart (at least once, as with a synchronous commit). Before
 partitions are given up (after the batch in flight is finished), and before the consumer closes,
 the last offsets are committed synchronously. Metrics are recorded once per batch.
 
@@ -87,6 +87,8 @@ logger = logging.getLogger("hitl.runtime")
 
 OUTPUT_HEADERS: Headers = [("content-type", AVRO_CONTENT_TYPE.encode())]
 OUTPUT_REFUSED = Reason.OUTPUT_REFUSED
+
+COMMITS_IN_FLIGHT = 2
 
 # librdkafka's default max.poll.interval.ms.
 DEFAULT_MAX_POLL_INTERVAL_MS = 300_000
@@ -378,8 +380,10 @@ class Runner:
             # Which message of the batch the broker refused is not known: the batch is retried.
             raise OutputsNotAcknowledged(f"the broker refused an output: {refused}") from refused
         if offsets:
-            # One commit in flight at most: while the last one is unanswered, this one waits.
-            asynchronous = self._commits_answered >= self._commits_sent
+            # Two commits in flight at most: while both are unanswered, this one waits. (An answer is
+            # only seen at the next consume, after the next batch is produced: with one, nearly
+            # every commit waited for a round trip.)
+            asynchronous = self._commits_sent - self._commits_answered < COMMITS_IN_FLIGHT
             try:
                 self._commits_sent += 1
                 if asynchronous:
