@@ -6,8 +6,9 @@ For the band-router, feedback-triage, extraction-validator and label-sink-decisi
 the runtime does for one message besides Kafka (`batch.BatchHandler`: decode, the worker's
 handler, encode each output) on the bundled samples (`samples/*.jsonl`, JSON in; decisions for the
 label-sink, Avro in), first with `EventCodec(fast=False)` (the reference path: Pydantic,
-`to_avro_datum`, fastavro), then with the default codec (the compiled Avro writer). No broker, no
-sink: the worker's sink (PostgreSQL) is left out. Best of `--repeats`, process CPU time.
+`to_avro_datum`, fastavro), then with the default codec (the generated Avro writer, and the
+worker's fast path where it has one: the band-router's, as `band_router.worker` builds it). No
+broker, no sink: the worker's sink (PostgreSQL) is left out. Best of `--repeats`, process CPU time.
 Prints µs per message for both, and the ratio to a bare copy loop that an `--bare-us` µs/msg
 Kafka cost implies (the peer benchmark's bare loop measures it), an estimate, not a measurement.
 """
@@ -28,7 +29,9 @@ sys.path.insert(0, str(REPO))
 from confluent_kafka import Message  # noqa: E402
 
 from workers.band_router.policy import load_policy  # noqa: E402
+from workers.band_router.reload import PolicyHolder  # noqa: E402
 from workers.band_router.routing import route  # noqa: E402
+from workers.band_router.worker import band_router as band_router_spec  # noqa: E402
 from workers.config import load_settings  # noqa: E402
 from workers.contracts import Decision, EventCodec, Feedback, Prediction  # noqa: E402
 from workers.extraction_validator.worker import extraction_validator  # noqa: E402
@@ -38,7 +41,8 @@ from workers.runtime.batch import BatchHandler  # noqa: E402
 from workers.runtime.worker import Origin, WorkerSpec  # noqa: E402
 
 SAMPLES = REPO / "samples"
-POLICY = load_policy(REPO / "deploy" / "policies" / "bands.toml")
+POLICY_FILE = REPO / "deploy" / "policies" / "bands.toml"
+POLICY = load_policy(POLICY_FILE)
 JSON = [("content-type", b"application/json")]
 AVRO = [("content-type", b"avro/binary")]
 
@@ -91,7 +95,7 @@ def specs() -> list[tuple[str, WorkerSpec, list[FakeMessage]]]:
     return [
         (
             "band-router",
-            WorkerSpec("band-router", "in", (Prediction,), band_router, {Decision: "d", _task(): "t"}),
+            band_router_spec(settings, PolicyHolder(POLICY_FILE, check_seconds=3600)),
             [FakeMessage(v, JSON) for v in lines("predictions.jsonl")],
         ),
         (

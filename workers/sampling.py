@@ -17,8 +17,10 @@ from uuid import UUID
 _SCALE = 2**64
 
 
-def draw_integer(event_id: UUID) -> int:
-    return int.from_bytes(hashlib.blake2b(event_id.bytes, digest_size=8).digest(), "big")
+def draw_integer(event_id: UUID | str) -> int:
+    """`event_id` as a UUID, or as the canonical text of one (lower-case hex with hyphens)."""
+    raw = event_id.bytes if isinstance(event_id, UUID) else bytes.fromhex(event_id.replace("-", ""))
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big")
 
 
 def draw(event_id: UUID) -> float:
@@ -26,6 +28,6 @@ def draw(event_id: UUID) -> float:
     return draw_integer(event_id) / _SCALE
 
 
-def in_sample(event_id: UUID, rate: float) -> bool:
+def in_sample(event_id: UUID | str, rate: float) -> bool:
     # draw < rate, compared exactly: the float division could round up to 1.0.
     return draw_integer(event_id) < rate * _SCALE

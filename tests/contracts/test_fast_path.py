@@ -1,18 +1,27 @@
 """The codec's fast path writes byte for byte what the reference path (`to_avro_datum` + fastavro)
 writes, for every event type, for outputs that embed an event already written (spliced), and for
-values the fast writer hands back to the reference path."""
+values the fast writer hands back to the reference path.
+
+The band-router's fast path (JSON read by msgspec into plain structs, routed on plain values, the
+plain outputs written by the same writer) gives every message exactly what the reference path
+(Pydantic, `route`, fastavro) gives it: the same output bytes for every routable prediction, and
+for every changed or broken one the same outputs or the same dead-letter reason and message."""
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.band_router.policy import load_policy
-from workers.band_router.routing import route
+from workers.band_router.policy import Policy, load_policy, parse_policy
+from workers.band_router.routing import route, route_plain
 from workers.contracts import (
     EVENT_TYPES,
     Decision,
@@ -26,7 +35,10 @@ from workers.contracts import (
     TaskKind,
     to_json,
 )
+from workers.contracts.plain import PlainPrediction
 from workers.errors import RejectedEvent
+from workers.runtime.batch import BatchHandler, MessageResult
+from workers.runtime.worker import FastPath, WorkerSpec
 
 from .strategies import records
 
@@ -137,3 +149,313 @@ def test_a_fast_encode_is_faster_than_the_reference() -> None:
     codec.encode(prediction)
 
     assert codec._writers[Prediction] is not None
+
+
+# -- the band-router's fast path: JSON read by msgspec into plain structs, routed on plain values ---
+
+NOW = datetime(2026, 3, 1, 9, 30, 15, 250000, tzinfo=UTC)
+AUDIT_ALL = parse_policy(
+    b"""
+version = "audit-all"
+[default]
+low = 0.3
+high = 0.7
+audit_rate = 1.0
+[default.labels.spam]
+low = 0.5
+high = 0.5
+"""
+)
+POLICIES = {"repository": POLICY, "audit-all": AUDIT_ALL}
+MAX_OUTPUT_BYTES = 1_000_000
+LABELS = st.sampled_from(["toxic", "ok", "spam", "self_harm", "cancel_subscription"]) | st.text(max_size=4)
+SCORES = st.floats(0.0, 1.0) | st.sampled_from([0.0, 0.4, 0.5, 0.8, 1.0, -0.0])
+MODELS = st.builds(
+    ModelInfo,
+    name=st.sampled_from(["toxicity-bert", "intent-clf"]) | st.text(max_size=4),
+    version=st.sampled_from(["3.0.0", "2.3.1"]) | st.text(max_size=3),
+)
+routable_predictions = st.builds(
+    lambda prediction, model: prediction.model_copy(update={"model": model}),
+    records(
+        Prediction,
+        task=st.sampled_from(["moderation", "intent"]) | st.text(max_size=4),
+        scores=st.dictionaries(LABELS, SCORES, min_size=1, max_size=4),
+    ),
+    MODELS,
+)
+
+
+class StoredMessage:
+    """What the runtime reads of a consumed message."""
+
+    def __init__(self, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        self._value, self._headers = value, headers
+
+    def value(self) -> bytes:
+        return self._value
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return self._headers
+
+    def key(self) -> bytes:
+        return b"k"
+
+    def topic(self) -> str:
+        return "predictions"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return 7
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1_772_357_415_000)
+
+
+def band_router_spec(
+    policy: Policy, fast_handler: Callable[[PlainPrediction], Any] | None = None
+) -> WorkerSpec:
+    """The band-router's spec (`band_router.worker`) with a fixed clock and policy."""
+
+    def plain(prediction: PlainPrediction) -> Any:
+        return route_plain(prediction, policy, NOW)
+
+    return WorkerSpec(
+        name="band-router",
+        input_topic="predictions",
+        input_types=(Prediction,),
+        handler=lambda prediction, _origin: route(prediction, policy, NOW),
+        outputs={Decision: "decisions", ReviewTask: "review-tasks"},
+        fast_path=FastPath(PlainPrediction, fast_handler or plain),
+    )
+
+
+Outcome = tuple[str, Any]
+
+
+def outcome_of(result: MessageResult) -> Outcome:
+    if result.rejection is not None:
+        return ("dead letter", (result.rejection.reason, str(result.rejection.error)))
+    return ("produced", [(e.topic, e.key, e.value) for e in result.encoded])
+
+
+def both_paths(
+    value: bytes,
+    policy: Policy = POLICY,
+    headers: list[tuple[str, bytes]] | None = None,
+    **spec: Any,
+) -> tuple[MessageResult, MessageResult]:
+    """The message handled by the runtime with the fast path, and by the reference path alone."""
+    message: Any = StoredMessage(value, JSON if headers is None else headers)
+    router = band_router_spec(policy, **spec)
+    fast = BatchHandler(router, EventCodec(), MAX_OUTPUT_BYTES)(message)
+    reference = BatchHandler(router, EventCodec(fast=False), MAX_OUTPUT_BYTES)(message)
+    assert reference.processed is not None or reference.rejection is not None
+    return fast, reference
+
+
+def took_fast_path(result: MessageResult) -> bool:
+    return result.rejection is None and result.processed is None
+
+
+@settings(max_examples=400)
+@given(prediction=routable_predictions, policy=st.sampled_from(sorted(POLICIES)))
+def test_the_fast_path_produces_the_reference_bytes_for_every_routable_prediction(
+    prediction: Prediction, policy: str
+) -> None:
+    fast, reference = both_paths(to_json(prediction), POLICIES[policy])
+
+    assert outcome_of(fast) == outcome_of(reference)
+    assert took_fast_path(fast) == (reference.rejection is None)
+    assert fast.event_time == reference.event_time
+
+
+def json_values() -> st.SearchStrategy[Any]:
+    scalars = (
+        st.none()
+        | st.booleans()
+        | st.integers(min_value=-(2**70), max_value=2**70)
+        | st.floats()
+        | st.text(max_size=6)
+        | st.sampled_from(["0.5", "1", "", "2026-03-01T00:00:00Z"])
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=3), inner, max_size=2),
+    )
+
+
+TIMESTAMPS = [
+    "2026-11-02T09:00:00Z",
+    "2026-11-02T09:00:00z",
+    "2026-11-02t09:00:00Z",
+    "2026-11-02 09:00:00Z",
+    "2026-11-02T09:00:00.5Z",
+    "2026-11-02T09:00:00.1234567Z",
+    "2026-11-02T09:00:00.9999995Z",
+    "2026-11-02T09:00:00.123456789012+01:00",
+    "2026-11-02T09:00Z",
+    "2026-11-02T23:59:60Z",
+    "2026-11-02T24:00:00Z",
+    "2026-11-02T09:00:00+23:59",
+    "2026-11-02T09:00:00+24:00",
+    "2026-11-02T09:00:00-00:00",
+    "2026-11-02T09:00:00+0530",
+    "2026-11-02T09:00:00+05",
+    "2026-11-02T09:00:00,5Z",
+    "2026-11-02T09:00:00",
+    "2026-11-02",
+    "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59-01:00",
+    "2026-02-30T00:00:00Z",
+    "1700000000",
+]
+EVENT_IDS = [
+    "6F1C2B8E-4A7D-4A53-9D0E-1F2A3B4C5D6E",
+    "6f1c2b8e4a7d4a539d0e1f2a3b4c5d6e",
+    "{6f1c2b8e-4a7d-4a53-9d0e-1f2a3b4c5d6e}",
+    "urn:uuid:6f1c2b8e-4a7d-4a53-9d0e-1f2a3b4c5d6e",
+    "6f1c2b8e4a7d-4a53-9d0e-1f2a3b4c5d6e",
+    "00000000-0000-0000-0000-000000000000",
+]
+FIELD_PATHS = [
+    ("event_id",),
+    ("occurred_at",),
+    ("source",),
+    ("task",),
+    ("model",),
+    ("model", "name"),
+    ("model", "version"),
+    ("item",),
+    ("item", "id"),
+    ("item", "content_type"),
+    ("item", "text"),
+    ("item", "uri"),
+    ("item", "metadata"),
+    ("scores",),
+    ("trace_id",),
+    ("ground_truth",),
+]
+
+
+def _set(document: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    *parents, last = path
+    for name in parents:
+        if not isinstance(document.get(name), dict):
+            return
+        document = document[name]
+    document[last] = value
+
+
+def _delete(document: dict[str, Any], path: tuple[str, ...]) -> None:
+    *parents, last = path
+    for name in parents:
+        if not isinstance(document.get(name), dict):
+            return
+        document = document[name]
+    document.pop(last, None)
+
+
+@st.composite
+def mutated_json(draw: st.DrawFn) -> bytes:
+    """A prediction's JSON with one thing changed: most are invalid, some are valid in a form
+    `to_json` never writes."""
+    document = json.loads(to_json(draw(routable_predictions)))
+    path = draw(st.sampled_from(FIELD_PATHS))
+    change = draw(
+        st.sampled_from(
+            ["delete", "replace", "unknown field", "score", "timestamp", "event id", "null", "text"]
+        )
+    )
+    if change == "delete":
+        _delete(document, path)
+    elif change == "replace":
+        _set(document, path, draw(json_values()))
+    elif change == "unknown field":
+        _set(document, (*path[:-1], "extra"), draw(json_values()))
+    elif change == "score":
+        label = draw(st.sampled_from(sorted(document["scores"])))
+        document["scores"][label] = draw(json_values() | st.sampled_from([1.5, -0.1, 1e400, -1e400]))
+    elif change == "timestamp":
+        document["occurred_at"] = draw(st.sampled_from(TIMESTAMPS))
+    elif change == "event id":
+        document["event_id"] = draw(st.sampled_from(EVENT_IDS))
+    elif change == "null":
+        _set(document, path, None)
+    text = json.dumps(document, ensure_ascii=draw(st.booleans()))
+    if change == "text":
+        edit = draw(st.sampled_from(["bom", "space", "duplicate", "cut", "trailing"]))
+        text = {
+            "bom": "\ufeff" + text,
+            "space": f" \n{text}\t",
+            "duplicate": text[:-1] + ', "task": "moderation", "task": "intent"}',
+            "cut": text[: draw(st.integers(0, len(text) - 1))],
+            "trailing": text + "x",
+        }[edit]
+    return text.encode("utf-8", "surrogatepass")
+
+
+@settings(max_examples=600)
+@given(value=mutated_json(), policy=st.sampled_from(sorted(POLICIES)))
+def test_a_changed_prediction_gets_the_reference_outputs_or_dead_letter_reason(
+    value: bytes, policy: str
+) -> None:
+    fast, reference = both_paths(value, POLICIES[policy])
+
+    assert outcome_of(fast) == outcome_of(reference)
+
+
+def sample_prediction_json() -> bytes:
+    document = json.loads(to_json(unwritable_predictions()[0].model_copy(update={"source": "s"})))
+    document["scores"] = {"toxic": 0.95, "ok": 0.05}
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize("timestamp", TIMESTAMPS)
+def test_a_timestamp_in_any_form_is_read_as_pydantic_reads_it(timestamp: str) -> None:
+    document = json.loads(sample_prediction_json())
+    document["occurred_at"] = timestamp
+    fast, reference = both_paths(json.dumps(document).encode())
+
+    assert outcome_of(fast) == outcome_of(reference)
+    if re.search(r"[.][0-9]{7}", timestamp):
+        assert not took_fast_path(fast)  # msgspec would round the fraction: Pydantic reads it
+
+
+def test_the_fast_path_is_taken_for_a_plain_prediction() -> None:
+    fast, reference = both_paths(sample_prediction_json(), AUDIT_ALL)
+
+    assert took_fast_path(fast)
+    assert outcome_of(fast) == outcome_of(reference)
+    assert [e.topic for e in fast.encoded] == ["decisions", "review-tasks"]
+
+
+def test_a_fast_handler_that_declines_or_fails_leaves_the_message_to_the_handler() -> None:
+    def fails(_prediction: PlainPrediction) -> Any:
+        raise RuntimeError("a bug of the fast path")
+
+    for declining in (lambda _prediction: None, fails):
+        fast, reference = both_paths(sample_prediction_json(), fast_handler=declining)
+
+        assert not took_fast_path(fast)
+        assert outcome_of(fast) == outcome_of(reference)
+
+
+def test_an_output_too_large_is_the_reference_dead_letter() -> None:
+    message: Any = StoredMessage(sample_prediction_json(), JSON)
+    router = band_router_spec(POLICY)
+    fast = BatchHandler(router, EventCodec(), 100)(message)
+    reference = BatchHandler(router, EventCodec(fast=False), 100)(message)
+
+    assert fast.rejection is not None and fast.rejection.reason == "output_too_large"
+    assert outcome_of(fast) == outcome_of(reference)
+
+
+def test_avro_input_takes_the_reference_path(reference: EventCodec) -> None:
+    prediction = reference.decode(sample_prediction_json(), JSON, Prediction)
+    fast, expected = both_paths(reference.encode(prediction), headers=[("content-type", b"avro/binary")])
+
+    assert fast.processed is not None
+    assert outcome_of(fast) == outcome_of(expected)

@@ -145,19 +145,23 @@ class Policy:
 
     def rule_for(self, task: str, model: ModelInfo, label: str) -> LabelRule | None:
         """The rule for `label` of a `task` prediction by `model`; None for an unknown task and no default."""
-        key = (task, model.name, model.version, label)
+        return self.rule_by_name(task, model.name, model.version, label)
+
+    def rule_by_name(self, task: str, model: str, version: str, label: str) -> LabelRule | None:
+        """`rule_for` with the model given by its name and version."""
+        key = (task, model, version, label)
         try:
             return self._memo[key]
         except KeyError:
             pass
-        rule = self._resolve(task, model, label)
+        rule = self._resolve(task, model, version, label)
         # Producers choose labels and versions: keep the memo from growing without bound.
         if len(self._memo) >= 100_000:
             self._memo.clear()
         self._memo[key] = rule
         return rule
 
-    def _resolve(self, task: str, model: ModelInfo, label: str) -> LabelRule | None:
+    def _resolve(self, task: str, model: str, version: str, label: str) -> LabelRule | None:
         task_policy = self.spec.tasks.get(task)
         prefix = f"task:{task}"
         if task_policy is None:
@@ -166,7 +170,7 @@ class Policy:
             task_policy, prefix = self.spec.default, "default"
         band, band_source = Band(low=task_policy.low, high=task_policy.high), prefix
         audit_rate = task_policy.audit_rate
-        for where, override in reversed(_overrides(task_policy, model, label)):
+        for where, override in reversed(_overrides(task_policy, model, version, label)):
             # From least to most specific, so the most specific rule that sets a value wins.
             if override.band is not None:
                 band, band_source = override.band, f"{prefix}/{where}"
@@ -175,11 +179,11 @@ class Policy:
         return LabelRule(band, band_source, audit_rate)
 
 
-def _overrides(task: TaskPolicy, model: ModelInfo, label: str) -> list[tuple[str, Override]]:
+def _overrides(task: TaskPolicy, model: str, version: str, label: str) -> list[tuple[str, Override]]:
     """The overrides that match, most specific first, each with its name for `band_source`."""
-    model_rule = task.models.get(model.name)
-    version_rule = model_rule.versions.get(model.version) if model_rule else None
-    named_model, named_version = f"model:{model.name}", f"model:{model.name}@{model.version}"
+    model_rule = task.models.get(model)
+    version_rule = model_rule.versions.get(version) if model_rule else None
+    named_model, named_version = f"model:{model}", f"model:{model}@{version}"
     ordered: list[tuple[str, Override | None]] = [
         (f"{named_version}/label:{label}", version_rule.labels.get(label) if version_rule else None),
         (f"{named_model}/label:{label}", model_rule.labels.get(label) if model_rule else None),

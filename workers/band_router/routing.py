@@ -27,6 +27,7 @@ label. Audit samples get 0, below every grey task.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -42,6 +43,7 @@ from workers.contracts import (
     Suggestion,
     TaskKind,
 )
+from workers.contracts.plain import PlainDecision, PlainPrediction, PlainReviewTask, PlainSuggestion
 from workers.errors import RejectedEvent
 from workers.reasons import Reason
 from workers.sampling import draw, in_sample
@@ -90,19 +92,47 @@ audit_draw = draw
 """A number in [0, 1) fixed by the event id: the prediction is audited when it is below the rate."""
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the policy says about a prediction's scores: the top label, and the priority of its
+    review task if some label is in the grey zone (None when the top label is decided)."""
+
+    top: Judged
+    grey_priority: int | None
+
+
+def judge(task: str, model: str, version: str, scores: Mapping[str, float], policy: Policy) -> Verdict:
+    """The verdict on the scores of a `task` prediction by `model` at `version`; raises
+    RejectedEvent for a prediction that cannot be routed."""
+    # The Prediction model already refuses these; a handler must not rely on how its input was built.
+    if not scores:
+        raise RejectedEvent(Unroutable.NO_SCORES, "the prediction has no scores")
+    top: Judged | None = None
+    grey_priority: int | None = None
+    for label, score in scores.items():
+        rule = _rule(task, model, version, label, score, policy)
+        zone = zone_of(score, rule.band)
+        if zone is Zone.REVIEW:
+            priority = priority_of(score, rule.band)
+            grey_priority = priority if grey_priority is None else max(grey_priority, priority)
+        # The top label: the highest score, ties broken by the label's name.
+        if top is None or score > top.score or (score == top.score and label < top.label):
+            top = Judged(label, score, rule, zone)
+    assert top is not None
+    return Verdict(top, grey_priority)
+
+
 def route(prediction: Prediction, policy: Policy, now: datetime) -> list[Decision | ReviewTask]:
     """The outputs for one prediction: a decision, a review task, or a decision and an audit task."""
-    judged = _judge(prediction, policy)
-    top = min(judged, key=lambda j: (-j.score, j.label))
-    grey = [j for j in judged if j.zone is Zone.REVIEW]
-    if grey:
-        priority = max(priority_of(j.score, j.rule.band) for j in grey)
-        return [_review_task(prediction, top, ReviewReason.GREY_BAND, priority, now)]
-    outcome = DecisionOutcome.AUTO_ACCEPTED if top.zone is Zone.ACCEPT else DecisionOutcome.AUTO_REJECTED
+    model = prediction.model
+    verdict = judge(prediction.task, model.name, model.version, prediction.scores, policy)
+    top = verdict.top
+    if verdict.grey_priority is not None:
+        return [_review_task(prediction, top, ReviewReason.GREY_BAND, verdict.grey_priority, now)]
     decision = Decision(
         event_id=prediction.event_id,
         label=top.label,
-        outcome=outcome,
+        outcome=_outcome(top),
         score=top.score,
         band=top.rule.band,
         band_source=top.rule.band_source,
@@ -115,26 +145,50 @@ def route(prediction: Prediction, policy: Policy, now: datetime) -> list[Decisio
     return [decision]
 
 
-def _judge(prediction: Prediction, policy: Policy) -> list[Judged]:
-    # The Prediction model already refuses these; a handler must not rely on how its input was built.
-    if not prediction.scores:
-        raise RejectedEvent(Unroutable.NO_SCORES, "the prediction has no scores")
-    judged = []
-    for label, score in prediction.scores.items():
-        if math.isnan(score):
-            raise RejectedEvent(Unroutable.SCORE_NOT_A_NUMBER, f"the score of label {label!r} is NaN")
-        if not 0.0 <= score <= 1.0:
-            raise RejectedEvent(
-                Unroutable.SCORE_OUT_OF_RANGE, f"the score of label {label!r} is {score}, outside [0, 1]"
-            )
-        rule = policy.rule_for(prediction.task, prediction.model, label)
-        if rule is None:
-            raise RejectedEvent(
-                Unroutable.UNKNOWN_TASK,
-                f"no policy for task {prediction.task!r} and no default (policy {policy.version})",
-            )
-        judged.append(Judged(label, score, rule, zone_of(score, rule.band)))
-    return judged
+def route_plain(
+    prediction: PlainPrediction, policy: Policy, now: datetime
+) -> list[PlainDecision | PlainReviewTask]:
+    """`route` on a plain prediction, making the plain mirrors of the same outputs."""
+    model = prediction.model
+    verdict = judge(prediction.task, model.name, model.version, prediction.scores, policy)
+    top = verdict.top
+    if verdict.grey_priority is not None:
+        return [_plain_review_task(prediction, top, ReviewReason.GREY_BAND, verdict.grey_priority, now)]
+    rule = top.rule
+    decision = PlainDecision(
+        prediction.event_id,
+        top.label,
+        _outcome(top),
+        top.score,
+        rule.band,
+        rule.band_source,
+        policy.version,
+        now,
+        prediction,
+    )
+    if in_sample(prediction.event_id, rule.audit_rate):
+        return [decision, _plain_review_task(prediction, top, ReviewReason.AUDIT_SAMPLE, AUDIT_PRIORITY, now)]
+    return [decision]
+
+
+def _outcome(top: Judged) -> DecisionOutcome:
+    return DecisionOutcome.AUTO_ACCEPTED if top.zone is Zone.ACCEPT else DecisionOutcome.AUTO_REJECTED
+
+
+def _rule(task: str, model: str, version: str, label: str, score: float, policy: Policy) -> LabelRule:
+    if math.isnan(score):
+        raise RejectedEvent(Unroutable.SCORE_NOT_A_NUMBER, f"the score of label {label!r} is NaN")
+    if not 0.0 <= score <= 1.0:
+        raise RejectedEvent(
+            Unroutable.SCORE_OUT_OF_RANGE, f"the score of label {label!r} is {score}, outside [0, 1]"
+        )
+    rule = policy.rule_by_name(task, model, version, label)
+    if rule is None:
+        raise RejectedEvent(
+            Unroutable.UNKNOWN_TASK,
+            f"no policy for task {task!r} and no default (policy {policy.version})",
+        )
+    return rule
 
 
 def _review_task(
@@ -152,4 +206,14 @@ def _review_task(
             agent=f"{prediction.model.name}@{prediction.model.version}",
         ),
         created_at=now,
+    )
+
+
+def _plain_review_task(
+    prediction: PlainPrediction, top: Judged, reason: ReviewReason, priority: int, now: datetime
+) -> PlainReviewTask:
+    model = prediction.model
+    suggestion = PlainSuggestion(label=top.label, score=top.score, agent=f"{model.name}@{model.version}")
+    return PlainReviewTask(
+        prediction.event_id, TaskKind.MODERATION, reason, priority, prediction, suggestion, now
     )

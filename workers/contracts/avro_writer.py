@@ -1,5 +1,7 @@
-"""A faster Avro writer: each schema compiled once into a tree of small functions that read the
-event model's attributes directly, instead of `model_dump` and fastavro's generic walk.
+"""A faster Avro writer: each record schema compiled once into one generated function that reads
+the event's attributes directly (of a model, or of its plain mirror in `plain`), with nested
+records, maps, arrays and optional values written inline, instead of `model_dump` and fastavro's
+generic walk.
 
 It writes exactly the bytes fastavro writes for `to_avro_datum(event)` (the reference path), which
 `tests/contracts/test_fast_path.py` checks over generated events of every type. What it does not
@@ -213,7 +215,7 @@ class _Compiler:
         # Registered before the fields, so that a recursive reference finds it.
         self.named[name] = lambda value, out: write(value, out)
         fields = [(field["name"], field["type"], self.compile(field["type"])) for field in schema["fields"]]
-        write_fields = _generate_record_writer(name, fields)
+        write_fields = _Generator(self).function(name, fields)
 
         memo, key = self.memo, self.memo.schema_key(schema)
 
@@ -330,69 +332,188 @@ def _name_of(schema: Any) -> str:
     return "union"
 
 
-def _generate_record_writer(name: str, fields: list[tuple[str, Any, Writer]]) -> Writer:
-    """A record's writer as one generated function: the common field types (strings, UUIDs,
-    doubles, longs, optional strings) written inline for their exact Python type, every other
-    value by the field's compiled writer, which checks it."""
-    namespace: dict[str, Any] = {
-        "Unwritable": Unwritable,
-        "write_long": write_long,
-        "pack_double": _DOUBLE,
-        "UUID": UUID,
-    }
-    body = ["def write_fields(value, out):", "    try:"]
-    for index, (field_name, field_schema, writer) in enumerate(fields):
-        namespace[f"w{index}"] = writer
-        plain = field_name.isidentifier() and not keyword.iskeyword(field_name)
-        access = f"value.{field_name}" if plain else f"getattr(value, {field_name!r})"
-        body.append(f"        v = {access}")
-        body += [f"        {line}" for line in _inline(field_schema, f"w{index}")]
-    body += [
-        "    except (AttributeError, UnicodeEncodeError) as error:",
-        "        raise Unwritable(str(error)) from error",
-    ]
-    exec("\n".join(body), namespace)
-    write: Writer = namespace["write_fields"]
-    write.__qualname__ = f"write_{name.rpartition('.')[2]}"
-    return write
+class _Generator:
+    """Writes one record's writer as the source of one function: the fields of nested records
+    (those that are not events, which `BodyMemo` remembers), the entries of maps and arrays, and
+    the branches of optional values are written inline, each value for its exact Python type, and
+    any other value by its compiled writer, which checks it (and raises Unwritable)."""
+
+    def __init__(self, compiler: _Compiler) -> None:
+        self.compiler = compiler
+        self.namespace: dict[str, Any] = {
+            "Unwritable": Unwritable,
+            "write_long": write_long,
+            "pack_double": _DOUBLE,
+            "UUID": UUID,
+            "datetime": datetime,
+            "EPOCH": _EPOCH,
+        }
+        self._names = 0
+
+    def _new(self, prefix: str) -> str:
+        self._names += 1
+        return f"{prefix}{self._names}"
+
+    def _bind(self, value: object) -> str:
+        name = self._new("w")
+        self.namespace[name] = value
+        return name
+
+    def function(self, name: str, fields: list[tuple[str, Any, Writer]]) -> Writer:
+        body = ["def write_fields(value, out):", "    append = out.append", "    try:"]
+        for field_name, field_schema, writer in fields:
+            var = self._new("v")
+            body.append(f"        {var} = {_attribute('value', field_name)}")
+            body += [
+                f"        {line}".replace("out.append(", "append(")
+                for line in self.lines(field_schema, var, writer)
+            ]
+        body += [
+            "    except (AttributeError, UnicodeEncodeError) as error:",
+            "        raise Unwritable(str(error)) from error",
+        ]
+        exec("\n".join(body), self.namespace)
+        write: Writer = self.namespace["write_fields"]
+        write.__qualname__ = f"write_{name.rpartition('.')[2]}"
+        return write
+
+    def lines(self, schema: Any, var: str, writer: Writer | None = None) -> list[str]:
+        """Lines that write `var` of this schema, falling back to its compiled writer."""
+        fallback = self._bind(writer if writer is not None else self.compiler.compile(schema))
+        simple = _SIMPLE.get(_kind_of(schema))
+        if simple is not None:
+            check, write = simple
+            return [
+                f"if {check.format(v=var)}:",
+                *_indent([line.format(v=var) for line in write]),
+                "else:",
+                f"    {fallback}({var}, out)",
+            ]
+        inline: list[str] | None = None
+        if isinstance(schema, list):
+            inline = self._optional(schema, var)
+        elif isinstance(schema, Mapping) and schema.get("logicalType") is None:
+            inline = self._complex(schema, var, fallback)
+        return inline or [f"{fallback}({var}, out)"]
+
+    def _optional(self, members: list[Any], var: str) -> list[str] | None:
+        names = [_name_of(member) for member in members]
+        if len(members) != 2 or "null" not in names:
+            return None
+        null = names.index("null")
+        other = 1 - null
+        return [
+            f"if {var} is None:",
+            f"    out.append({2 * null})",
+            "else:",
+            f"    out.append({2 * other})",
+            *_indent(self.lines(members[other], var)),
+        ]
+
+    def _complex(self, schema: Mapping[str, Any], var: str, fallback: str) -> list[str] | None:
+        kind = schema["type"]
+        if kind == "record" and schema["name"] not in self.compiler.event_names:
+            lines = []
+            for field in schema["fields"]:
+                inner = self._new("v")
+                lines.append(f"{inner} = {_attribute(var, field['name'])}")
+                lines += self.lines(field["type"], inner)
+            return lines
+        if kind == "enum" and len(schema["symbols"]) <= len(_INDEXES):
+            indexes = self._bind({symbol: _INDEXES[i] for i, symbol in enumerate(schema["symbols"])})
+            index = self._new("i")
+            return [
+                f"{index} = {indexes}.get({var}) if type({var}) is str or isinstance({var}, str) else None",
+                f"if {index} is not None:",
+                f"    out += {index}",
+                "else:",
+                f"    {fallback}({var}, out)",
+            ]
+        if kind == "map":
+            key, item = self._new("k"), self._new("x")
+            return [
+                f"if type({var}) is dict:",
+                f"    if {var}:",
+                f"        n = len({var})",
+                "        if n < 64:",
+                "            out.append(n << 1)",
+                "        else:",
+                "            write_long(n, out)",
+                f"        for {key}, {item} in {var}.items():",
+                *_indent(_string(key), 3),
+                *_indent(self.lines(schema["values"], item), 3),
+                "    out.append(0)",
+                "else:",
+                f"    {fallback}({var}, out)",
+            ]
+        if kind == "array":
+            item = self._new("x")
+            return [
+                f"if type({var}) is tuple or type({var}) is list:",
+                f"    if {var}:",
+                f"        n = len({var})",
+                "        if n < 64:",
+                "            out.append(n << 1)",
+                "        else:",
+                "            write_long(n, out)",
+                f"        for {item} in {var}:",
+                *_indent(self.lines(schema["items"], item), 3),
+                "    out.append(0)",
+                "else:",
+                f"    {fallback}({var}, out)",
+            ]
+        return None
+
+
+def _attribute(var: str, name: str) -> str:
+    plain = name.isidentifier() and not keyword.iskeyword(name)
+    return f"{var}.{name}" if plain else f"getattr({var}, {name!r})"
+
+
+def _indent(lines: list[str], levels: int = 1) -> list[str]:
+    return [f"{'    ' * levels}{line}" for line in lines]
+
+
+def _string(var: str) -> list[str]:
+    """Writes the string `var`; a value that is not one has no `encode` (AttributeError: Unwritable)."""
+    return [line.format(v=var) for line in _STRING]
 
 
 _STRING = [
-    "b = v.encode()",
+    "b = {v}.encode()",
     "n = len(b)",
     "if n < 64:",
-    "    out.append(n << 1)",
+    "    out.append(n << 1)",  # the zigzag long of a length below 64 is one byte, 2 * length
     "else:",
     "    write_long(n, out)",
     "out += b",
 ]
+# The values written inline for their exact Python type: (schema type, logical type) -> the check
+# and the lines that write `{v}`.
+_SIMPLE: dict[tuple[Any, Any], tuple[str, list[str]]] = {
+    ("string", None): ("type({v}) is str", _STRING),
+    # A UUID's text is 36 ASCII characters: length byte 72. A plain event holds the text already.
+    ("string", "uuid"): (
+        "type({v}) is UUID or type({v}) is str and len({v}) == 36 and {v}.isascii()",
+        ["out.append(72)", "out += ({v} if type({v}) is str else str({v})).encode()"],
+    ),
+    ("double", None): ("type({v}) is float", ["out += pack_double({v})"]),
+    ("int", None): ("type({v}) is int", ["write_long({v}, out)"]),
+    ("long", None): ("type({v}) is int", ["write_long({v}, out)"]),
+    ("long", "timestamp-micros"): (
+        "type({v}) is datetime and {v}.tzinfo is not None",
+        ["d = {v} - EPOCH", "write_long((d.days * 86400 + d.seconds) * 1000000 + d.microseconds, out)"],
+    ),
+}
 
 
-def _inline(schema: Any, writer: str) -> list[str]:
-    """Lines that write `v` of this schema, falling back to the compiled `writer`."""
-    kind = schema if isinstance(schema, str) else schema.get("type") if isinstance(schema, Mapping) else None
-    logical = schema.get("logicalType") if isinstance(schema, Mapping) else None
-    fallback = ["else:", f"    {writer}(v, out)"]
-    if kind == "string" and logical is None:
-        return ["if type(v) is str:", *[f"    {line}" for line in _STRING], *fallback]
-    if kind == "string" and logical == "uuid":
-        # A UUID's text is 36 ASCII characters: length byte 72.
-        return ["if type(v) is UUID:", "    out.append(72)", "    out += str(v).encode()", *fallback]
-    if kind == "double" and logical is None:
-        return ["if type(v) is float:", "    out += pack_double(v)", *fallback]
-    if kind in ("int", "long") and logical is None:
-        return ["if type(v) is int:", "    write_long(v, out)", *fallback]
-    if isinstance(schema, list) and len(schema) == 2 and "null" in schema and "string" in schema:
-        null, other = schema.index("null"), schema.index("string")
-        return [
-            "if v is None:",
-            f"    out.append({2 * null})",
-            "elif type(v) is str:",
-            f"    out.append({2 * other})",
-            *[f"    {line}" for line in _STRING],
-            *fallback,
-        ]
-    return [f"{writer}(v, out)"]
+def _kind_of(schema: Any) -> tuple[Any, Any]:
+    if isinstance(schema, str):
+        return (schema, None)
+    if isinstance(schema, Mapping):
+        kind = schema.get("type")
+        return (kind if isinstance(kind, str) else None, schema.get("logicalType"))
+    return (None, None)
 
 
 def compile_writer(schema: Any, memo: BodyMemo, event_names: frozenset[str]) -> Writer:

@@ -8,14 +8,21 @@ Outputs are written by a fast path (`avro_writer`, a writer compiled from each s
 the model's attributes and splices an event embedded twice instead of writing it again) beside the
 reference path (`to_avro_datum` and fastavro); `tests/contracts/test_fast_path.py` proves them
 byte-for-byte equal, and the fast writer hands whatever it cannot write to the reference path.
-`EventCodec(fast=False)` is the reference path alone. Decoding is the reference path only: for JSON,
-Pydantic's own parser (about 8 µs a prediction) was as fast as msgspec plus building the model.
+`EventCodec(fast=False)` is the reference path alone.
+
+Decoding into models is the reference path only (for JSON, Pydantic's own parser was as fast as
+msgspec plus building the model). A worker's fast path skips the models instead: `decode_plain`
+reads JSON into a plain mirror of the event (`plain`, msgspec Structs), and `encode_plain` writes
+the plain mirrors of its outputs with the same Avro writer. Both return None for whatever they do
+not decide exactly as the reference path would, and the message then takes the reference path.
 """
 
+import re
 from collections.abc import Sequence
 from functools import cache
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
+import msgspec
 from pydantic import ValidationError
 
 from workers.contracts.avro import (
@@ -29,9 +36,11 @@ from workers.contracts.avro import (
 from workers.contracts.avro_writer import BodyMemo, Unwritable, Writer, compile_writer
 from workers.contracts.base import Event
 from workers.contracts.errors import DecodeError, DecodeReason
+from workers.contracts.plain import PlainEvent, PlainInput
 from workers.validation_errors import describe
 
 E = TypeVar("E", bound=Event)
+P = TypeVar("P", bound=PlainInput)
 
 Header = tuple[str, bytes | None]
 Headers = list[Header]
@@ -45,6 +54,8 @@ _UNSPECIFIED_CONTENT_TYPES = frozenset({"", "application/octet-stream"})
 _UTF8_BOM = b"\xef\xbb\xbf"
 _JSON_WHITESPACE = b" \t\r\n"
 _MAX_REPORTED_ERRORS = 20
+# A time with more than 6 digits of fraction: msgspec rounds it to microseconds, Pydantic cuts it.
+_SUBMICROSECOND_TIME = re.compile(rb":\d\d[.]\d{7}")
 
 
 class EventCodec:
@@ -62,6 +73,7 @@ class EventCodec:
         self.fast = fast
         self._memo = BodyMemo()
         self._writers: dict[type[Event], Writer | None] = {}
+        self._plain_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 
     def encode(self, event: Event) -> bytes:
         entry = self.registry.current(type(event))
@@ -74,6 +86,19 @@ class EventCodec:
             except Unwritable:
                 pass  # the reference path writes it, or says why it cannot
         return entry.header + write_body(entry, event)
+
+    def encode_plain(self, value: PlainEvent) -> bytes | None:
+        """The Avro of a plain event, as `encode` writes its model; None if the writer cannot write it."""
+        entry = self.registry.current(value.EVENT_TYPE)
+        writer = self._writer(entry) if self.fast else None
+        if writer is None:
+            return None
+        out = bytearray(entry.header)
+        try:
+            writer(value, out)
+        except Unwritable:
+            return None
+        return bytes(out)
 
     def _writer(self, entry: RegisteredSchema) -> Writer | None:
         try:
@@ -103,6 +128,34 @@ class EventCodec:
         if _wire_format(value, _content_type(headers)) == "json":
             return self._decode_json(value, expected_types)
         return self._decode_avro(value, expected_types)
+
+    def decode_plain(
+        self, value: bytes | None, headers: Sequence[Header] | None, plain_type: type[P]
+    ) -> P | None:
+        """A JSON value as a plain event, validated by msgspec; None when the reference path is to
+        decide (`decode`): a value that is not JSON, or that msgspec refuses, or one it might read
+        otherwise than Pydantic."""
+        self._memo.clear()
+        if not self.fast or not value or len(value) > self.max_value_bytes:
+            return None
+        if not _declared_json(headers):
+            try:
+                if _wire_format(value, _content_type(headers)) != "json":
+                    return None
+            except DecodeError:
+                return None
+        body = value.removeprefix(_UTF8_BOM)
+        if _SUBMICROSECOND_TIME.search(body):
+            return None
+        try:
+            decoder = self._plain_decoders[plain_type]
+        except KeyError:
+            decoder = self._plain_decoders[plain_type] = msgspec.json.Decoder(plain_type)
+        try:
+            plain: P = decoder.decode(body)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return None
+        return plain
 
     def _decode_avro(self, value: bytes, expected_types: tuple[type[E], ...]) -> E:
         if not value.startswith(SINGLE_OBJECT_MARKER):
@@ -194,6 +247,14 @@ def _content_type(headers: Sequence[Header] | None) -> str | None:
         raise DecodeError(
             DecodeReason.UNSUPPORTED_CONTENT_TYPE, "the content-type header is not ASCII"
         ) from None
+
+
+def _declared_json(headers: Sequence[Header] | None) -> bool:
+    """True for the usual headers of a JSON value: one header, `content-type: application/json`."""
+    return headers is not None and len(headers) == 1 and headers[0] == _JSON_HEADER
+
+
+_JSON_HEADER = ("content-type", JSON_CONTENT_TYPE.encode())
 
 
 def _wire_format(value: bytes, content_type: str | None) -> Literal["json", "avro"]:

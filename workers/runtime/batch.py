@@ -1,12 +1,16 @@
 """One message of a batch from bytes to what the runtime must do with it: produce its encoded
 outputs, or dead-letter it with a reason. Results are immutable; a later phase that rejects a
-message (the sink, the producer) makes a new result with `rejected`."""
+message (the sink, the producer) makes a new result with `rejected`.
+
+A worker's fast path (`worker.FastPath`) is tried first; a message it leaves takes the reference
+path (decode into the model, handle, encode), which alone decides rejections."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
 
 from confluent_kafka import Message
 
@@ -14,7 +18,7 @@ from workers.contracts import DecodeError, EncodeError, EventCodec, Headers
 from workers.errors import DependencyUnavailable, RejectedEvent
 from workers.reasons import Reason
 from workers.runtime.messages import headers_of, origin_of
-from workers.runtime.worker import Origin, Processed, Routed, WorkerSpec
+from workers.runtime.worker import FastPath, Origin, Processed, Routed, WorkerSpec
 
 logger = logging.getLogger("hitl.runtime")
 
@@ -23,8 +27,9 @@ OUTPUT_TOO_LARGE = Reason.OUTPUT_TOO_LARGE
 HANDLER_ERROR = Reason.HANDLER_ERROR
 
 
-@dataclass(frozen=True, slots=True)
-class Encoded:
+# Named tuples: as immutable as frozen dataclasses, and built in a third of the time, once or
+# twice per message.
+class Encoded(NamedTuple):
     topic: str
     key: bytes
     value: bytes
@@ -36,8 +41,7 @@ class Rejection:
     error: BaseException
 
 
-@dataclass(frozen=True, slots=True)
-class MessageResult:
+class MessageResult(NamedTuple):
     """A message after decoding and handling: what it became, and its encoded outputs; or why it
     is rejected."""
 
@@ -46,15 +50,14 @@ class MessageResult:
     headers: Headers
     """The message's headers, read once (a second read of unreadable ones crashes the client)."""
     processed: Processed | None = None
+    """What the handler decided, for the sink; None on the fast path, which serves no sink."""
     encoded: tuple[Encoded, ...] = ()
     rejection: Rejection | None = None
-
-    @property
-    def accepted(self) -> bool:
-        return self.rejection is None and self.processed is not None
+    event_time: datetime | None = None
+    """When the input event happened, for the event-age metric."""
 
     def rejected(self, reason: str, error: BaseException) -> MessageResult:
-        return dataclasses.replace(self, rejection=Rejection(reason, error), encoded=())
+        return self._replace(rejection=Rejection(reason, error), encoded=())
 
 
 class BatchHandler:
@@ -64,6 +67,7 @@ class BatchHandler:
         self.spec = spec
         self.codec = codec
         self.max_output_bytes = max_output_bytes
+        self.fast_path = spec.fast_path if codec.fast else None
 
     def __call__(self, message: Message) -> MessageResult:
         origin = origin_of(message)
@@ -71,11 +75,15 @@ class BatchHandler:
             headers = headers_of(message)
         except DecodeError as error:
             return MessageResult(message, origin, [], rejection=Rejection(str(error.reason), error))
+        if self.fast_path is not None:
+            result = self._fast(message, origin, headers, self.fast_path)
+            if result is not None:
+                return result
         try:
             event = self.codec.decode(message.value(), headers, self.spec.input_types)
             processed = self.spec.handle(event, origin)
             encoded = tuple(self._encode(output) for output in processed.outputs)
-            return MessageResult(message, origin, headers, processed, encoded)
+            return MessageResult(message, origin, headers, processed, encoded, event_time=event.event_time)
         except DependencyUnavailable:
             raise
         except (DecodeError, RejectedEvent) as error:
@@ -97,3 +105,28 @@ class BatchHandler:
                 f"above HITL_RUNTIME__MAX_OUTPUT_BYTES={self.max_output_bytes}",
             )
         return Encoded(topic, output.key.encode(), value)
+
+    def _fast(
+        self, message: Message, origin: Origin, headers: Headers, fast: FastPath
+    ) -> MessageResult | None:
+        """The message's result by the fast path, or None to take the reference path."""
+        codec = self.codec
+        plain = codec.decode_plain(message.value(), headers, fast.input)
+        if plain is None:
+            return None
+        try:
+            outputs = fast.handler(plain)
+        except Exception:
+            return None  # the reference path rejects it, with its reason
+        if outputs is None:
+            return None
+        key = plain.key.encode()
+        topics = self.spec.outputs
+        encoded = []
+        for output in outputs:
+            topic = topics.get(output.EVENT_TYPE)
+            value = codec.encode_plain(output)
+            if topic is None or value is None or len(value) > self.max_output_bytes:
+                return None
+            encoded.append(Encoded(topic, key, value))
+        return MessageResult(message, origin, headers, encoded=tuple(encoded), event_time=plain.event_time)

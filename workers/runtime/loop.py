@@ -10,14 +10,21 @@ A batch, in order:
 5. only then commit the batch's offsets. With transactions on, steps 4 and 5 are one Kafka
    transaction instead.
 
+Steps 4 and 5 of a batch wait until the next batch has gone through steps 1 and 2, so that its
+CPU work overlaps the broker's round trip (librdkafka sends while Python works); the next batch's
+outputs are produced only after the previous batch is committed, and when nothing new is in hand
+the batch in flight is finished at once. If the batch in flight is not acknowledged, it and the
+batch handled since are both rewound and retried. With transactions on there is no overlap.
+
 A batch is what is in hand when the loop asks, up to `batch_size`: the loop waits (up to
-`batch_wait_seconds`) only when nothing is, so that an event never waits for a batch to fill. The
-commit of step 5 is asynchronous when the previous batch's commit has been answered, else
-synchronous: it is sent only after step 4, so offsets never run ahead of acknowledged outputs, and
-at most one batch's commit is ever in flight, so a crash replays at most the batch in hand and the
-one before it. A commit that fails is logged, and its messages are read again after a restart (at
-least once, as with a synchronous commit). Before partitions are given up, and before the consumer
-closes, the last offsets are committed synchronously. Metrics are recorded once per batch.
+`batch_wait_seconds`) only when nothing is in hand nor in flight, so that an event never waits for
+a batch to fill. The commit of step 5 is asynchronous while fewer than two commits are unanswered,
+else synchronous: it is sent only after step 4, so offsets never run ahead of acknowledged outputs,
+and at most two batches' commits are ever in flight, so a crash replays at most the batch in hand,
+the batch in flight and the two before it. A commit that fails is logged, and its messages are
+read again after a restart (at least once, as with a synchronous commit). Before
+partitions are given up (after the batch in flight is finished), and before the consumer closes,
+the last offsets are committed synchronously. Metrics are recorded once per batch.
 
 Failures split in two kinds. A message that is at fault is data: it goes to `<input topic>.dlq`
 with its reason, and the loop goes on. A dependency that is down (the sink raises
@@ -50,6 +57,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
@@ -80,8 +88,18 @@ logger = logging.getLogger("hitl.runtime")
 OUTPUT_HEADERS: Headers = [("content-type", AVRO_CONTENT_TYPE.encode())]
 OUTPUT_REFUSED = Reason.OUTPUT_REFUSED
 
+COMMITS_IN_FLIGHT = 2
+
 # librdkafka's default max.poll.interval.ms.
 DEFAULT_MAX_POLL_INTERVAL_MS = 300_000
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """A batch whose outputs are produced, waiting for the broker's acknowledgement and its commit."""
+
+    results: Sequence[MessageResult]
+    origins: Sequence[Origin]
 
 
 class Runner:
@@ -109,6 +127,8 @@ class Runner:
             self.metrics,
         )
         self._stopping = False
+        # The batch whose outputs are produced and not yet acknowledged, committed once they are.
+        self._in_flight: InFlight | None = None
         # Messages produced in the batch in hand, by (topic, dead-letter reason or None); counted
         # in the metrics once the broker has acknowledged them.
         self._sent: Counter[tuple[str, str | None]] = Counter()
@@ -175,19 +195,23 @@ class Runner:
         try:
             while not self._stopping:
                 self._pause.resume_when_due(self.consumer)
-                messages = self._messages_in_hand()
+                messages = self._messages_in_hand(wait=self._in_flight is None)
                 if messages:
                     self._process_batch(messages)
+                elif self._in_flight is not None:
+                    self._complete_in_flight()
                 else:
                     self.output.serve_events()
+            self._complete_in_flight()
         finally:
             self._close()
 
-    def _messages_in_hand(self) -> list[Message]:
-        """Up to a batch of what has been fetched; waits only when nothing has, until one arrives."""
+    def _messages_in_hand(self, *, wait: bool) -> list[Message]:
+        """Up to a batch of what has been fetched; waits (if `wait`) only when nothing has, until
+        one arrives."""
         batch_size = self.settings.runtime.batch_size
         messages = self.consumer.consume(num_messages=batch_size, timeout=0)
-        if messages:
+        if messages or not wait:
             return messages
         first = self.consumer.poll(self.settings.runtime.batch_wait_seconds)
         if first is None:
@@ -225,23 +249,46 @@ class Runner:
             results = self._write_to_sink(results)
         except DependencyUnavailable as error:
             # Nothing of this batch has been produced yet: all of it is retried.
-            self._pause.retry_later(self.consumer, origins or _origins(consumed), error)
+            if self._complete_in_flight(also_unfinished=origins or _origins(consumed)):
+                self._pause.retry_later(self.consumer, origins or _origins(consumed), error)
             return
         except Exception as error:
             # Not the message's fault as far as anyone knows: a bug of the sink must not throw good
             # data away, nor crash the worker into a restart loop. Retried, loudly.
             logger.exception("sink failed", extra={"fields": {"worker": self.spec.name}})
-            self._pause.retry_later(self.consumer, origins or _origins(consumed), error)
+            if self._complete_in_flight(also_unfinished=origins or _origins(consumed)):
+                self._pause.retry_later(self.consumer, origins or _origins(consumed), error)
+            return
+        # This batch was handled while the previous one's outputs were on their way to the broker.
+        if not self._complete_in_flight(also_unfinished=origins):
             return
         try:
             self._produce(results)
-            self._commit(origins)
         except OutputsNotAcknowledged as error:
             self._sent.clear()
             self.output.abandon(error)
             self._pause.retry_later(self.consumer, origins, error)
             return
-        self._finished(results)
+        self._in_flight = InFlight(results, origins)
+        if self.transactional:
+            self._complete_in_flight()
+
+    def _complete_in_flight(self, also_unfinished: Sequence[Origin] = ()) -> bool:
+        """Waits for the broker to acknowledge the outputs of the batch in flight, then commits its
+        offsets. False if they were not acknowledged: that batch, and the messages of
+        `also_unfinished` (handled since, not produced), are rewound and retried after a pause."""
+        batch, self._in_flight = self._in_flight, None
+        if batch is None:
+            return True
+        try:
+            self._commit(batch.origins)
+        except OutputsNotAcknowledged as error:
+            self._sent.clear()
+            self.output.abandon(error)
+            self._pause.retry_later(self.consumer, [*batch.origins, *also_unfinished], error)
+            return False
+        self._finished(batch.results)
+        return True
 
     def _handle_all(self, consumed: Sequence[Message]) -> list[MessageResult]:
         self._consumed.inc(len(consumed))
@@ -333,8 +380,10 @@ class Runner:
             # Which message of the batch the broker refused is not known: the batch is retried.
             raise OutputsNotAcknowledged(f"the broker refused an output: {refused}") from refused
         if offsets:
-            # One commit in flight at most: while the last one is unanswered, this one waits.
-            asynchronous = self._commits_answered >= self._commits_sent
+            # Two commits in flight at most: while both are unanswered, this one waits. (An answer is
+            # only seen at the next consume, after the next batch is produced: with one, nearly
+            # every commit waited for a round trip.)
+            asynchronous = self._commits_sent - self._commits_answered < COMMITS_IN_FLIGHT
             try:
                 self._commits_sent += 1
                 if asynchronous:
@@ -382,9 +431,9 @@ class Runner:
         self._pause.succeeded()
         now = datetime.now(UTC)
         ages = [
-            (now - result.processed.event.event_time).total_seconds()
+            (now - result.event_time).total_seconds()
             for result in results
-            if result.rejection is None and result.processed is not None
+            if result.rejection is None and result.event_time is not None
         ]
         observe_many(self._event_age, ages)
 
@@ -395,13 +444,29 @@ class Runner:
         self._pause.on_assign(consumer, partitions)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Batches are committed before the loop polls again, so revoked partitions have nothing pending
-        # but an asynchronous commit, confirmed here so that the next owner starts after it.
+        # The batch in flight is acknowledged and committed first; then revoked partitions have
+        # nothing pending but an asynchronous commit, confirmed here so that the next owner starts
+        # after it.
         log(logger, "partitions_revoked", worker=self.spec.name, partitions=_describe(partitions))
+        batch, self._in_flight = self._in_flight, None
+        if batch is not None:
+            try:
+                self._commit(batch.origins)
+                self._finished(batch.results)
+            except OutputsNotAcknowledged as error:
+                # Not committed: whoever is assigned these partitions next reads the batch again
+                # from the last commit (the eager protocol revokes every partition at once).
+                self._sent.clear()
+                self.output.abandon(error)
+                log(logger, "in_flight_not_acknowledged", logging.WARNING, worker=self.spec.name)
         self._confirm_commits(partitions)
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Another member owns them already: their offsets are no longer ours to commit.
+        # Another member owns them already: their offsets are no longer ours to commit, nor the
+        # batch in flight's (its outputs are sent; the next owner reads it again).
+        if self._in_flight is not None:
+            self._in_flight = None
+            self._sent.clear()
         for partition in partitions:
             self._uncertain_commits.pop((partition.topic, partition.partition), None)
         log(

@@ -9,6 +9,11 @@ its type (keyed by the input event's id unless the output says otherwise), refus
 type has no declared topic, produces, commits, and dead-letters what the handler rejects by
 raising `RejectedEvent`.
 
+A worker may also give a `FastPath`: its handler again, on plain values (`workers.contracts.plain`)
+that the codec reads and writes without the event models. The runtime tries it first; whatever it
+leaves (by returning None or raising), and whatever the codec cannot read or write plainly, takes
+the handler's path, so outputs and dead-letter reasons are the handler's.
+
 A worker whose job includes writing to another service (PostgreSQL, Argilla) gives that to a
 `Sink`, which receives every accepted event of the batch with what its handler decided. A worker
 whose whole job is the side effect declares no outputs and may leave out the handler: its sink
@@ -23,6 +28,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from workers.contracts import Event
+from workers.contracts.plain import PlainEvent, PlainInput
 from workers.errors import RejectedEvent
 from workers.reasons import Reason
 
@@ -94,6 +100,16 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class FastPath:
+    """The handler on plain values: `input` is the plain mirror of the input type the codec decodes;
+    `handler` makes the plain mirrors of the same outputs, keyed by the input's id, or None to leave
+    the event to the handler. It must decide as the handler does; a test proves it byte for byte."""
+
+    input: type[PlainInput]
+    handler: Callable[[Any], Sequence[PlainEvent] | None]
+
+
 @dataclass(frozen=True)
 class WorkerSpec:
     name: str
@@ -103,8 +119,11 @@ class WorkerSpec:
     outputs: Mapping[type[Event], str] = field(default_factory=dict)
     """The topic of each event type the handler produces."""
     sink: Sink | None = None
+    fast_path: FastPath | None = None
 
     def __post_init__(self) -> None:
+        if self.fast_path is not None and (self.sink is not None or self.handler is None):
+            raise ValueError(f"worker {self.name!r}: a fast path needs a handler and no sink")
         if self.handler is None and self.sink is None:
             raise ValueError(f"worker {self.name!r} has neither a handler nor a sink")
         if self.handler is None and self.outputs:
