@@ -15,6 +15,7 @@ import argparse
 import math
 import os
 import sys
+import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,6 +109,8 @@ def main() -> None:
         auto_offset_reset="earliest",
         auto_create_topics=False,
         use_changelog_topics=False,
+        # Its state folder (unused: the app is stateless) out of the checkout.
+        state_dir=tempfile.mkdtemp(prefix="quix-state-"),
         loglevel="WARNING",
     )
     source = app.topic(args.input, value_deserializer="json")
