@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from confluent_kafka import Message  # noqa: E402
 
+from tests.support.messages import StoredMessage  # noqa: E402
 from workers.band_router.policy import load_policy  # noqa: E402
 from workers.band_router.reload import PolicyHolder  # noqa: E402
 from workers.band_router.routing import route  # noqa: E402
@@ -47,40 +48,12 @@ JSON = [("content-type", b"application/json")]
 AVRO = [("content-type", b"avro/binary")]
 
 
-class FakeMessage:
-    """What `BatchHandler` reads of a consumed message."""
-
-    def __init__(self, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        self._value, self._headers = value, headers
-
-    def value(self) -> bytes:
-        return self._value
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return self._headers
-
-    def key(self) -> bytes:
-        return b""
-
-    def topic(self) -> str:
-        return "bench"
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return 0
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, 1_700_000_000_000)
-
-
 def lines(name: str, repeat_to: int = 2000) -> list[bytes]:
     found = [line.encode() for line in (SAMPLES / name).read_text().splitlines() if line.strip()]
     return [found[i % len(found)] for i in range(max(repeat_to, len(found)))]
 
 
-def specs() -> list[tuple[str, WorkerSpec, list[FakeMessage]]]:
+def specs() -> list[tuple[str, WorkerSpec, list[StoredMessage]]]:
     settings = load_settings()
 
     def band_router(prediction: Prediction, _origin: Origin) -> Any:
@@ -96,22 +69,22 @@ def specs() -> list[tuple[str, WorkerSpec, list[FakeMessage]]]:
         (
             "band-router",
             band_router_spec(settings, PolicyHolder(POLICY_FILE, check_seconds=3600)),
-            [FakeMessage(v, JSON) for v in lines("predictions.jsonl")],
+            [StoredMessage(v, JSON) for v in lines("predictions.jsonl")],
         ),
         (
             "feedback-triage",
             WorkerSpec("feedback-triage", "in", (Feedback,), feedback, {_task(): "t"}),
-            [FakeMessage(v, JSON) for v in lines("feedback.jsonl")],
+            [StoredMessage(v, JSON) for v in lines("feedback.jsonl")],
         ),
         (
             "extraction-validator",
             extraction_validator(settings),
-            [FakeMessage(v, JSON) for v in lines("extractions.jsonl")],
+            [StoredMessage(v, JSON) for v in lines("extractions.jsonl")],
         ),
         (
             "label-sink-decisions",
             WorkerSpec("label-sink-decisions", "in", (Decision,), handle_decision, {_example(): "x"}),
-            [FakeMessage(reference.encode(d), AVRO) for d in decisions[:2000]],
+            [StoredMessage(reference.encode(d), AVRO) for d in decisions[:2000]],
         ),
     ]
 
@@ -155,7 +128,7 @@ def main() -> None:
             rejected = sum(r.rejection is not None for r in results)
             assert rejected < len(results), f"{name}: every sample rejected: {results[0].rejection}"
 
-            def step(h: BatchHandler = handler, batch: list[FakeMessage] = messages) -> object:
+            def step(h: BatchHandler = handler, batch: list[StoredMessage] = messages) -> object:
                 return [h(m) for m in batch]  # type: ignore[arg-type]
 
             costs.append(best_us(step, len(messages), args.repeats))

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.messages import StoredMessage
 from workers.band_router.policy import Policy, load_policy, parse_policy
 from workers.band_router.routing import route, route_plain
 from workers.contracts import (
@@ -186,32 +187,11 @@ routable_predictions = st.builds(
 )
 
 
-class StoredMessage:
-    """What the runtime reads of a consumed message."""
-
-    def __init__(self, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        self._value, self._headers = value, headers
-
-    def value(self) -> bytes:
-        return self._value
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return self._headers
-
-    def key(self) -> bytes:
-        return b"k"
-
-    def topic(self) -> str:
-        return "predictions"
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return 7
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, 1_772_357_415_000)
+def consumed(value: bytes, headers: list[tuple[str, bytes]]) -> StoredMessage:
+    """A consumed prediction, as the runtime reads it."""
+    return StoredMessage(
+        value, headers, key=b"k", topic="predictions", offset=7, timestamp_ms=1_772_357_415_000
+    )
 
 
 def band_router_spec(
@@ -248,7 +228,7 @@ def both_paths(
     **spec: Any,
 ) -> tuple[MessageResult, MessageResult]:
     """The message handled by the runtime with the fast path, and by the reference path alone."""
-    message: Any = StoredMessage(value, JSON if headers is None else headers)
+    message: Any = consumed(value, JSON if headers is None else headers)
     router = band_router_spec(policy, **spec)
     fast = BatchHandler(router, EventCodec(), MAX_OUTPUT_BYTES)(message)
     reference = BatchHandler(router, EventCodec(fast=False), MAX_OUTPUT_BYTES)(message)
@@ -444,7 +424,7 @@ def test_a_fast_handler_that_declines_or_fails_leaves_the_message_to_the_handler
 
 
 def test_an_output_too_large_is_the_reference_dead_letter() -> None:
-    message: Any = StoredMessage(sample_prediction_json(), JSON)
+    message: Any = consumed(sample_prediction_json(), JSON)
     router = band_router_spec(POLICY)
     fast = BatchHandler(router, EventCodec(), 100)(message)
     reference = BatchHandler(router, EventCodec(fast=False), 100)(message)
