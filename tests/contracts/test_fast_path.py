@@ -48,9 +48,10 @@ POLICY = load_policy(Path(__file__).resolve().parents[2] / "deploy" / "policies"
 JSON = [("content-type", b"application/json")]
 
 
-@pytest.fixture(scope="module")
-def fast() -> EventCodec:
-    return EventCodec()
+@pytest.fixture(scope="module", params=[True, False], ids=["compiled-writer", "python-writer"])
+def fast(request: pytest.FixtureRequest) -> EventCodec:
+    """The fast path with each writer: the compiled one (where it is built) and the Python one."""
+    return EventCodec(compiled_writer=request.param)
 
 
 @pytest.fixture(scope="module")

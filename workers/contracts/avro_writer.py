@@ -51,7 +51,7 @@ class BodyMemo:
     LIMIT = 16
 
     def __init__(self) -> None:
-        self._bodies: dict[tuple[int, int], tuple[object, bytes]] = {}
+        self.bodies: dict[tuple[int, int], tuple[object, bytes]] = {}
         self._schemas: dict[str, int] = {}
 
     def schema_key(self, schema: Mapping[str, Any]) -> int:
@@ -60,18 +60,18 @@ class BodyMemo:
         return self._schemas.setdefault(text, len(self._schemas))
 
     def get(self, value: object, schema: int) -> bytes | None:
-        found = self._bodies.get((id(value), schema))
+        found = self.bodies.get((id(value), schema))
         if found is not None and found[0] is value:
             return found[1]
         return None
 
     def put(self, value: object, schema: int, body: bytes) -> None:
-        if len(self._bodies) >= self.LIMIT:
-            self._bodies.clear()
-        self._bodies[(id(value), schema)] = (value, body)
+        if len(self.bodies) >= self.LIMIT:
+            self.bodies.clear()
+        self.bodies[(id(value), schema)] = (value, body)
 
     def clear(self) -> None:
-        self._bodies.clear()
+        self.bodies.clear()
 
 
 def _without_docs(schema: Any) -> Any:

@@ -4,10 +4,11 @@ Outputs are always Avro (`C3 01`, the 8-byte schema fingerprint, the body), so a
 only the `.avsc` file. Inputs may also be JSON; the `content-type` header says which, and
 without one the first byte does.
 
-Outputs are written by a fast path (`avro_writer`, a writer compiled from each schema that reads
-the model's attributes and splices an event embedded twice instead of writing it again) beside the
-reference path (`to_avro_datum` and fastavro); `tests/contracts/test_fast_path.py` proves them
-byte-for-byte equal, and the fast writer hands whatever it cannot write to the reference path.
+Outputs are written by a fast path (`avro_program`'s C writer, or `avro_writer`'s Python one
+where it is not built: a writer compiled from each schema that reads the model's attributes and
+splices an event embedded twice instead of writing it again) beside the reference path
+(`to_avro_datum` and fastavro); `tests/contracts/test_fast_path.py` proves them byte-for-byte
+equal, and the fast writer hands whatever it cannot write to the reference path.
 `EventCodec(fast=False)` is the reference path alone.
 
 Decoding into models is the reference path only (for JSON, Pydantic's own parser was as fast as
@@ -33,7 +34,8 @@ from workers.contracts.avro import (
     read_body,
     write_body,
 )
-from workers.contracts.avro_writer import BodyMemo, Unwritable, Writer, compile_writer
+from workers.contracts.avro_program import compile_writer
+from workers.contracts.avro_writer import BodyMemo, Unwritable, Writer
 from workers.contracts.base import Event
 from workers.contracts.errors import DecodeError, DecodeReason
 from workers.contracts.plain import PlainEvent, PlainInput
@@ -67,10 +69,14 @@ class EventCodec:
         *,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         fast: bool = True,
+        compiled_writer: bool | None = None,
     ) -> None:
+        """`compiled_writer`: False writes with the Python writer even where the compiled one is
+        built (`avro_program`); None (the default) uses the compiled one unless HITL_COMPILED_WRITER=0."""
         self.registry = SchemaRegistry.load() if registry is None else registry
         self.max_value_bytes = max_value_bytes
         self.fast = fast
+        self.compiled_writer = compiled_writer
         self._memo = BodyMemo()
         self._writers: dict[type[Event], Writer | None] = {}
         self._plain_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
@@ -107,7 +113,9 @@ class EventCodec:
             pass
         event_names = frozenset(t.AVRO_NAME for t in self.registry.event_types)
         try:
-            writer: Writer | None = compile_writer(entry.schema, self._memo, event_names)
+            writer: Writer | None = compile_writer(
+                entry.schema, self._memo, event_names, compiled=self.compiled_writer
+            )
         except Unwritable:
             writer = None
         self._writers[entry.event_type] = writer
