@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from workers.band_router.policy import LabelRule, Policy
 from workers.contracts import (
@@ -62,8 +62,7 @@ class Zone(StrEnum):
     REVIEW = "review"
 
 
-@dataclass(frozen=True, slots=True)
-class Judged:
+class Judged(NamedTuple):
     label: str
     score: float
     rule: LabelRule
@@ -92,8 +91,7 @@ audit_draw = draw
 """A number in [0, 1) fixed by the event id: the prediction is audited when it is below the rate."""
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     """What the policy says about a prediction's scores: the top label, and the priority of its
     review task if some label is in the grey zone (None when the top label is decided)."""
 
@@ -107,19 +105,19 @@ def judge(task: str, model: str, version: str, scores: Mapping[str, float], poli
     # The Prediction model already refuses these; a handler must not rely on how its input was built.
     if not scores:
         raise RejectedEvent(Unroutable.NO_SCORES, "the prediction has no scores")
-    top: Judged | None = None
+    # The top label: the highest score, ties broken by the label's name.
+    top_label, top_score, top_rule = "", -1.0, None
     grey_priority: int | None = None
     for label, score in scores.items():
         rule = _rule(task, model, version, label, score, policy)
-        zone = zone_of(score, rule.band)
-        if zone is Zone.REVIEW:
-            priority = priority_of(score, rule.band)
-            grey_priority = priority if grey_priority is None else max(grey_priority, priority)
-        # The top label: the highest score, ties broken by the label's name.
-        if top is None or score > top.score or (score == top.score and label < top.label):
-            top = Judged(label, score, rule, zone)
-    assert top is not None
-    return Verdict(top, grey_priority)
+        band = rule.band
+        if band.low < score < band.high:
+            priority = priority_of(score, band)
+            grey_priority = priority if grey_priority is None or priority > grey_priority else grey_priority
+        if top_rule is None or score > top_score or (score == top_score and label < top_label):
+            top_label, top_score, top_rule = label, score, rule
+    assert top_rule is not None
+    return Verdict(Judged(top_label, top_score, top_rule, zone_of(top_score, top_rule.band)), grey_priority)
 
 
 def route(prediction: Prediction, policy: Policy, now: datetime) -> list[Decision | ReviewTask]:

@@ -560,6 +560,26 @@ static int Writer_init(Writer *self, PyObject *args, PyObject *kwargs) {
     return 0;
 }
 
+static int write_program(Writer *self, PyObject *value, Buffer *buffer) {
+    if (self->program == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Writer is not initialised");
+        return -1;
+    }
+    return write_value(self, self->program, value, buffer, 0);
+}
+
+static void init_buffer(Buffer *buffer) {
+    buffer->data = buffer->inline_data;
+    buffer->size = 0;
+    buffer->capacity = INLINE_BYTES;
+}
+
+static void free_buffer(Buffer *buffer) {
+    if (buffer->data != buffer->inline_data) {
+        PyMem_Free(buffer->data);
+    }
+}
+
 static PyObject *Writer_call(Writer *self, PyObject *args, PyObject *kwargs) {
     PyObject *value, *out;
     if (kwargs != NULL && PyDict_GET_SIZE(kwargs) > 0) {
@@ -569,15 +589,9 @@ static PyObject *Writer_call(Writer *self, PyObject *args, PyObject *kwargs) {
     if (!PyArg_ParseTuple(args, "OY", &value, &out)) {
         return NULL;
     }
-    if (self->program == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "Writer is not initialised");
-        return NULL;
-    }
     Buffer buffer;
-    buffer.data = buffer.inline_data;
-    buffer.size = 0;
-    buffer.capacity = INLINE_BYTES;
-    int result = write_value(self, self->program, value, &buffer, 0);
+    init_buffer(&buffer);
+    int result = write_program(self, value, &buffer);
     if (result == 0) {
         Py_ssize_t start = PyByteArray_GET_SIZE(out);
         result = PyByteArray_Resize(out, start + buffer.size);
@@ -585,14 +599,35 @@ static PyObject *Writer_call(Writer *self, PyObject *args, PyObject *kwargs) {
             memcpy(PyByteArray_AS_STRING(out) + start, buffer.data, buffer.size);
         }
     }
-    if (buffer.data != buffer.inline_data) {
-        PyMem_Free(buffer.data);
-    }
+    free_buffer(&buffer);
     if (result < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
 }
+
+/* encode(prefix, value) -> prefix + the body of value, as bytes: the codec's one call per output. */
+static PyObject *Writer_encode(Writer *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "encode(prefix: bytes, value)");
+        return NULL;
+    }
+    Buffer buffer;
+    init_buffer(&buffer);
+    PyObject *encoded = NULL;
+    if (put_bytes(&buffer, PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0])) == 0 &&
+        write_program(self, args[1], &buffer) == 0) {
+        encoded = PyBytes_FromStringAndSize(buffer.data, buffer.size);
+    }
+    free_buffer(&buffer);
+    return encoded;
+}
+
+static PyMethodDef Writer_methods[] = {
+    {"encode", (PyCFunction)(void (*)(void))Writer_encode, METH_FASTCALL,
+     PyDoc_STR("encode(prefix: bytes, value) -> bytes: the prefix, then the Avro body of value.")},
+    {NULL, NULL, 0, NULL},
+};
 
 static int Writer_traverse(Writer *self, visitproc visit, void *arg) {
     Py_VISIT(self->program);
@@ -626,6 +661,7 @@ static PyTypeObject WriterType = {
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Writer_init,
     .tp_call = (ternaryfunc)Writer_call,
+    .tp_methods = Writer_methods,
     .tp_traverse = (traverseproc)Writer_traverse,
     .tp_clear = (inquiry)Writer_clear,
     .tp_dealloc = (destructor)Writer_dealloc,

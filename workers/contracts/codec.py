@@ -19,8 +19,8 @@ not decide exactly as the reference path would, and the message then takes the r
 """
 
 import re
-from collections.abc import Sequence
-from functools import cache
+from collections.abc import Callable, Sequence
+from functools import cache, partial
 from typing import Any, Literal, TypeVar
 
 import msgspec
@@ -79,32 +79,54 @@ class EventCodec:
         self.compiled_writer = compiled_writer
         self._memo = BodyMemo()
         self._writers: dict[type[Event], Writer | None] = {}
+        self._encoders: dict[type[Event], Callable[[Any], bytes] | None] = {}
         self._plain_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 
     def encode(self, event: Event) -> bytes:
-        entry = self.registry.current(type(event))
-        writer = self._writer(entry) if self.fast else None
-        if writer is not None:
-            out = bytearray(entry.header)
+        encoder = self._encoder(type(event))
+        if encoder is not None:
             try:
-                writer(event, out)
-                return bytes(out)
+                return encoder(event)
             except Unwritable:
                 pass  # the reference path writes it, or says why it cannot
+        entry = self.registry.current(type(event))
         return entry.header + write_body(entry, event)
 
     def encode_plain(self, value: PlainEvent) -> bytes | None:
         """The Avro of a plain event, as `encode` writes its model; None if the writer cannot write it."""
-        entry = self.registry.current(value.EVENT_TYPE)
-        writer = self._writer(entry) if self.fast else None
-        if writer is None:
+        encoder = self._encoder(value.EVENT_TYPE)
+        if encoder is None:
             return None
-        out = bytearray(entry.header)
         try:
-            writer(value, out)
+            return encoder(value)
         except Unwritable:
             return None
-        return bytes(out)
+
+    def _encoder(self, event_type: type[Event]) -> Callable[[Any], bytes] | None:
+        """Header and body of an event of `event_type` (or of its plain mirror) by the fast writer;
+        None where there is none."""
+        try:
+            return self._encoders[event_type]
+        except KeyError:
+            pass
+        entry = self.registry.current(event_type)
+        writer = self._writer(entry) if self.fast else None
+        encoder: Callable[[Any], bytes] | None = None
+        if writer is not None:
+            header = entry.header
+            compiled_encode = getattr(writer, "encode", None)
+            if compiled_encode is not None:
+                encoder = partial(compiled_encode, header)
+            else:
+                python_writer = writer
+
+                def encoder(value: Any) -> bytes:
+                    out = bytearray(header)
+                    python_writer(value, out)
+                    return bytes(out)
+
+        self._encoders[event_type] = encoder
+        return encoder
 
     def _writer(self, entry: RegisteredSchema) -> Writer | None:
         try:

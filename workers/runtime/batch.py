@@ -15,6 +15,7 @@ from typing import NamedTuple
 from confluent_kafka import Message
 
 from workers.contracts import DecodeError, EncodeError, EventCodec, Headers
+from workers.contracts.plain import PlainEvent
 from workers.errors import DependencyUnavailable, RejectedEvent
 from workers.reasons import Reason
 from workers.runtime.messages import headers_of, origin_of
@@ -68,17 +69,20 @@ class BatchHandler:
         self.codec = codec
         self.max_output_bytes = max_output_bytes
         self.fast_path = spec.fast_path if codec.fast else None
+        # The topic of each plain output type the fast path has made.
+        self._plain_topics: dict[type[PlainEvent], str] = {}
 
     def __call__(self, message: Message) -> MessageResult:
-        origin = origin_of(message)
         try:
             headers = headers_of(message)
         except DecodeError as error:
-            return MessageResult(message, origin, [], rejection=Rejection(str(error.reason), error))
+            rejection = Rejection(str(error.reason), error)
+            return MessageResult(message, origin_of(message), [], rejection=rejection)
         if self.fast_path is not None:
-            result = self._fast(message, origin, headers, self.fast_path)
+            result = self._fast(message, headers, self.fast_path)
             if result is not None:
                 return result
+        origin = origin_of(message)
         try:
             event = self.codec.decode(message.value(), headers, self.spec.input_types)
             processed = self.spec.handle(event, origin)
@@ -106,12 +110,9 @@ class BatchHandler:
             )
         return Encoded(topic, output.key.encode(), value)
 
-    def _fast(
-        self, message: Message, origin: Origin, headers: Headers, fast: FastPath
-    ) -> MessageResult | None:
+    def _fast(self, message: Message, headers: Headers, fast: FastPath) -> MessageResult | None:
         """The message's result by the fast path, or None to take the reference path."""
-        codec = self.codec
-        plain = codec.decode_plain(message.value(), headers, fast.input)
+        plain = self.codec.decode_plain(message.value(), headers, fast.input)
         if plain is None:
             return None
         try:
@@ -121,12 +122,25 @@ class BatchHandler:
         if outputs is None:
             return None
         key = plain.key.encode()
-        topics = self.spec.outputs
         encoded = []
         for output in outputs:
-            topic = topics.get(output.EVENT_TYPE)
-            value = codec.encode_plain(output)
-            if topic is None or value is None or len(value) > self.max_output_bytes:
+            value = self._encode_plain(output)
+            if value is None:
                 return None
-            encoded.append(Encoded(topic, key, value))
+            encoded.append(Encoded(self._plain_topics[type(output)], key, value))
+        # The fast path serves no handler that reads the origin's time: it is left out.
+        origin = origin_of(message, timestamped=False)
         return MessageResult(message, origin, headers, encoded=tuple(encoded), event_time=plain.event_time)
+
+    def _encode_plain(self, output: PlainEvent) -> bytes | None:
+        """Its Avro, or None for an output that its spec does not declare, the writer cannot write,
+        or that is too large: the reference path decides those."""
+        if type(output) not in self._plain_topics:
+            topic = self.spec.outputs.get(output.EVENT_TYPE)
+            if topic is None:
+                return None
+            self._plain_topics[type(output)] = topic
+        value = self.codec.encode_plain(output)
+        if value is None or len(value) > self.max_output_bytes:
+            return None
+        return value

@@ -232,7 +232,10 @@ class Runner:
     # -- one batch -------------------------------------------------------------------------------
 
     def _process_batch(self, messages: Sequence[Message]) -> None:
-        consumed = [message for message in messages if not self._is_consumer_error(message)]
+        consumed = [message for message in messages if message.error() is None]
+        if len(consumed) < len(messages):
+            for message in messages:
+                self._is_consumer_error(message)
         if not consumed:
             return
         self._watchdog.batch_started()
@@ -322,11 +325,13 @@ class Runner:
     def _produce(self, results: Sequence[MessageResult]) -> None:
         if self.transactional:
             self.output.begin()
+        send, sent = self.output.send, self._sent
         for result in results:
             if result.rejection is None:
                 try:
-                    for output in result.encoded:
-                        self._send(output.topic, output.key, output.value, OUTPUT_HEADERS, reason=None)
+                    for topic, key, value in result.encoded:
+                        send(topic, key, value, OUTPUT_HEADERS)
+                        sent[(topic, None)] += 1
                     continue
                 except ProduceRefused as error:
                     # Outputs of this message produced before the refused one stay (at least once).

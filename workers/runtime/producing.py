@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, cast
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -25,9 +25,6 @@ from workers.runtime.kafka_config import producer_config
 from workers.runtime.produce_errors import ProduceRefused, is_fatal, is_message_fault, kafka_error
 
 logger = logging.getLogger("hitl.runtime")
-
-# The headers we produce are always bytes; the producer's signature is wider than ours.
-ProducerHeaders = list[tuple[str, str | bytes | None]]
 
 
 class OutputsNotAcknowledged(DependencyUnavailable):
@@ -69,7 +66,7 @@ class KafkaOutput:
         """Queues one message; raises ProduceRefused for a message Kafka will never take."""
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, headers=cast(ProducerHeaders, headers))
+                self._producer.produce(topic, value, key, headers=headers)  # type: ignore[arg-type]
                 return
             except BufferError:
                 # The local queue is full: let deliveries drain, then try again.

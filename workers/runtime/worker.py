@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from workers.contracts import Event
 from workers.contracts.plain import PlainEvent, PlainInput
@@ -35,9 +35,9 @@ from workers.reasons import Reason
 UNDECLARED_OUTPUT = Reason.UNDECLARED_OUTPUT
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where an event was read: the lineage a handler may copy into its outputs."""
+class Origin(NamedTuple):
+    """Where an event was read: the lineage a handler may copy into its outputs. (A named tuple:
+    the runtime makes one per message, in a third of a frozen dataclass's time.)"""
 
     topic: str
     partition: int
