@@ -440,3 +440,17 @@ def test_avro_input_takes_the_reference_path(reference: EventCodec) -> None:
 
     assert fast.processed is not None
     assert outcome_of(fast) == outcome_of(expected)
+
+
+def test_every_message_the_fast_path_leaves_is_counted() -> None:
+    """`hitl_fast_path_fallbacks_total` counts them: a fast handler that always failed would
+    otherwise only show as a slow worker."""
+    handler = BatchHandler(band_router_spec(POLICY), EventCodec(), MAX_OUTPUT_BYTES)
+    handler(consumed(sample_prediction_json(), JSON))
+    assert handler.fallbacks == 0
+
+    handler(consumed(b'{"event_id": "not a prediction"}', JSON))
+    handler(consumed(sample_prediction_json().replace(b'"source"', b'"origin"'), JSON))
+    handler(consumed(sample_prediction_json(), JSON))
+
+    assert handler.fallbacks == 2

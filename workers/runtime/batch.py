@@ -69,6 +69,8 @@ class BatchHandler:
         self.codec = codec
         self.max_output_bytes = max_output_bytes
         self.fast_path = spec.fast_path if codec.fast else None
+        self.fallbacks = 0
+        """Messages the fast path has left to the reference path."""
         # The topic of each plain output type the fast path has made.
         self._plain_topics: dict[type[PlainEvent], str] = {}
 
@@ -82,6 +84,7 @@ class BatchHandler:
             result = self._fast(message, headers, self.fast_path)
             if result is not None:
                 return result
+            self.fallbacks += 1
         origin = origin_of(message)
         try:
             event = self.codec.decode(message.value(), headers, self.spec.input_types)

@@ -135,6 +135,7 @@ class Runner:
         self._consumed = self.metrics.consumed.labels(spec.name, spec.input_topic)
         self._handler_seconds = self.metrics.handler_seconds.labels(spec.name)
         self._event_age = self.metrics.event_age_seconds.labels(spec.name)
+        self._fast_path_fallbacks = self.metrics.fast_path_fallbacks.labels(spec.name)
         # Offsets committed asynchronously and not yet confirmed by a synchronous commit.
         self._uncertain_commits: dict[tuple[str, int], int] = {}
         # Commits sent, and commits the broker answered (librdkafka calls on_commit for each).
@@ -298,6 +299,7 @@ class Runner:
         results: list[MessageResult] = []
         durations: list[float] = []
         clock, handle = time.perf_counter, self._handle
+        fallbacks = handle.fallbacks
         try:
             for message in consumed:
                 started = clock()
@@ -305,6 +307,8 @@ class Runner:
                 durations.append(clock() - started)
         finally:
             observe_many(self._handler_seconds, durations)
+            if handle.fallbacks > fallbacks:
+                self._fast_path_fallbacks.inc(handle.fallbacks - fallbacks)
         return results
 
     def _write_to_sink(self, results: list[MessageResult]) -> list[MessageResult]:

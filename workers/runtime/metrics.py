@@ -83,6 +83,13 @@ class WorkerMetrics:
             ["worker"],
             registry=self.registry,
         )
+        self.fast_path_fallbacks = Counter(
+            "hitl_fast_path_fallbacks",
+            "Messages the worker's fast path left to its reference path (unusual input, or a fast "
+            "handler that fails: each costs the reference path's time)",
+            ["worker"],
+            registry=self.registry,
+        )
         self.producer_replaced = Counter(
             "hitl_producer_replaced",
             "Producers replaced after a fatal error or a failed transaction abort",
