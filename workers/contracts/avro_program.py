@@ -1,6 +1,6 @@
 """The compiled Avro writer: each record schema turned into a program of nested tuples, which the C
 extension `_avro_speedups` runs, reading the event's attributes as the generated Python writer
-(`avro_writer`) does and writing the same bytes, about ten times faster.
+(`avro_writer`) does and writing the same bytes, about five times faster.
 
 The extension is built when the package is installed with a C compiler at hand (`setup.py`); where
 it is missing, or `HITL_COMPILED_WRITER=0`, or a schema has a shape the programs lack (a recursive
@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from workers.contracts import avro_writer
-from workers.contracts.avro_writer import _EPOCH, BodyMemo, Unwritable, Writer
+from workers.contracts.avro_writer import EPOCH, BodyMemo, Unwritable, Writer, branch_name
 
 CompiledWriter: type[_avro_speedups.Writer] | None
 try:
@@ -66,7 +66,7 @@ def compile_writer(
         except Unwritable:
             pass  # the Python writer knows more shapes (recursive records)
         else:
-            writer: Writer = CompiledWriter(program, Unwritable, UUID, _EPOCH)
+            writer: Writer = CompiledWriter(program, Unwritable, UUID, EPOCH)
             return writer
     return avro_writer.compile_writer(schema, memo, event_names)
 
@@ -135,7 +135,7 @@ class _Builder:
 
     def _union(self, members: list[Any]) -> Program:
         branches = [self.build(member) for member in members]
-        names = [avro_writer._name_of(member) for member in members]
+        names = [branch_name(member) for member in members]
         null_index = names.index("null") if "null" in names else -1
         others = [index for index in range(len(members)) if index != null_index]
         if len(others) == 1:

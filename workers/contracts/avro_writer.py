@@ -27,7 +27,7 @@ from uuid import UUID
 
 Writer = Callable[[Any, bytearray], None]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DOUBLE = struct.Struct("<d").pack
 _FLOAT = struct.Struct("<f").pack
 _SMALL_VARINTS = [bytes([n]) for n in range(128)]
@@ -134,7 +134,7 @@ def _write_int(value: int, out: bytearray) -> None:
 def _write_timestamp_micros(value: datetime, out: bytearray) -> None:
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise Unwritable("not an aware datetime")
-    delta = value - _EPOCH
+    delta = value - EPOCH
     write_long((delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds, out)
 
 
@@ -276,7 +276,7 @@ class _Compiler:
 
     def _union(self, members: list[Any]) -> Writer:
         branches = [self.compile(member) for member in members]
-        names = [_name_of(member) for member in members]
+        names = [branch_name(member) for member in members]
         null_index = names.index("null") if "null" in names else None
         others = [i for i in range(len(members)) if i != null_index]
         if len(others) == 1:
@@ -322,7 +322,8 @@ def _logical(kind: Any, logical: str) -> Writer:
     raise Unwritable(f"logical type {logical} of {kind} is not supported")
 
 
-def _name_of(schema: Any) -> str:
+def branch_name(schema: Any) -> str:
+    """The name a union branch is known by: a named type's name, else its type."""
     if isinstance(schema, str):
         return schema
     if isinstance(schema, Mapping):
@@ -346,7 +347,7 @@ class _Generator:
             "pack_double": _DOUBLE,
             "UUID": UUID,
             "datetime": datetime,
-            "EPOCH": _EPOCH,
+            "EPOCH": EPOCH,
         }
         self._names = 0
 
@@ -397,7 +398,7 @@ class _Generator:
         return inline or [f"{fallback}({var}, out)"]
 
     def _optional(self, members: list[Any], var: str) -> list[str] | None:
-        names = [_name_of(member) for member in members]
+        names = [branch_name(member) for member in members]
         if len(members) != 2 or "null" not in names:
             return None
         null = names.index("null")
