@@ -6,12 +6,13 @@ For the band-router, feedback-triage, extraction-validator and label-sink-decisi
 the runtime does for one message besides Kafka (`batch.BatchHandler`: decode, the worker's
 handler, encode each output) on the bundled samples (`samples/*.jsonl`, JSON in; decisions for the
 label-sink, Avro in), first with `EventCodec(fast=False)` (the reference path: Pydantic,
-`to_avro_datum`, fastavro), then with the fast codec (the worker's fast path where it has one: the
-band-router's, as `band_router.worker` builds it), once with the Python Avro writer (what an
-install without a C compiler runs) and once with the compiled one (the default). No
-broker, no sink: the worker's sink (PostgreSQL) is left out. Best of `--repeats`, process CPU time.
-Prints µs per message for each, and the ratio to a bare copy loop that an `--bare-us` µs/msg
-Kafka cost implies (the peer benchmark's bare loop measures it), an estimate, not a measurement.
+`to_avro_datum`, fastavro), then with the fast codec (the worker's fast path where it has one:
+the band-router's, as `band_router.worker` builds it, and feedback-triage's), once with the
+Python Avro writer (what an install without a C compiler runs) and once with the compiled one
+(the default). No broker, no sink: the worker's sink (PostgreSQL) is left out. Best of
+`--repeats`, process CPU time. Prints µs per message for each, and the ratio to a bare copy loop
+that an `--bare-us` µs/msg Kafka cost implies (the peer benchmark's bare loop measures it), an
+estimate, not a measurement.
 """
 
 from __future__ import annotations
@@ -36,11 +37,12 @@ from workers.band_router.routing import route  # noqa: E402
 from workers.band_router.worker import band_router as band_router_spec  # noqa: E402
 from workers.config import load_settings  # noqa: E402
 from workers.contracts import Decision, EventCodec, Feedback, Prediction  # noqa: E402
+from workers.contracts.plain import PlainFeedback  # noqa: E402
 from workers.extraction_validator.worker import extraction_validator  # noqa: E402
-from workers.feedback_triage.triage import triage  # noqa: E402
+from workers.feedback_triage.triage import triage, triage_plain  # noqa: E402
 from workers.label_sink.worker import handle_decision  # noqa: E402
 from workers.runtime.batch import BatchHandler  # noqa: E402
-from workers.runtime.worker import Origin, WorkerSpec  # noqa: E402
+from workers.runtime.worker import FastPath, Origin, WorkerSpec  # noqa: E402
 
 SAMPLES = REPO / "samples"
 POLICY_FILE = REPO / "deploy" / "policies" / "bands.toml"
@@ -60,8 +62,13 @@ def specs() -> list[tuple[str, WorkerSpec, list[StoredMessage]]]:
     def band_router(prediction: Prediction, _origin: Origin) -> Any:
         return route(prediction, POLICY, datetime.now(UTC))
 
+    rate = settings.feedback_triage.positive_sample_rate
+
     def feedback(item: Feedback, _origin: Origin) -> Any:
-        return triage(item, settings.feedback_triage.positive_sample_rate, datetime.now(UTC))
+        return triage(item, rate, datetime.now(UTC))
+
+    def feedback_plain(item: PlainFeedback) -> Any:
+        return triage_plain(item, rate, datetime.now(UTC))
 
     reference = EventCodec(fast=False)
     predictions = [reference.decode(v, JSON, Prediction) for v in lines("predictions.jsonl")]
@@ -74,7 +81,14 @@ def specs() -> list[tuple[str, WorkerSpec, list[StoredMessage]]]:
         ),
         (
             "feedback-triage",
-            WorkerSpec("feedback-triage", "in", (Feedback,), feedback, {_task(): "t"}),
+            WorkerSpec(
+                "feedback-triage",
+                "in",
+                (Feedback,),
+                feedback,
+                {_task(): "t"},
+                fast_path=FastPath(PlainFeedback, feedback_plain),
+            ),
             [StoredMessage(v, JSON) for v in lines("feedback.jsonl")],
         ),
         (

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.json_changes import EVENT_IDS, TIMESTAMPS, delete_at, edit_text, json_values, set_at
 from tests.support.messages import StoredMessage
 from workers.band_router.policy import Policy, load_policy, parse_policy
 from workers.band_router.routing import route, route_plain
@@ -253,54 +254,6 @@ def test_the_fast_path_produces_the_reference_bytes_for_every_routable_predictio
     assert fast.event_time == reference.event_time
 
 
-def json_values() -> st.SearchStrategy[Any]:
-    scalars = (
-        st.none()
-        | st.booleans()
-        | st.integers(min_value=-(2**70), max_value=2**70)
-        | st.floats()
-        | st.text(max_size=6)
-        | st.sampled_from(["0.5", "1", "", "2026-03-01T00:00:00Z"])
-    )
-    return st.recursive(
-        scalars,
-        lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=3), inner, max_size=2),
-    )
-
-
-TIMESTAMPS = [
-    "2026-11-02T09:00:00Z",
-    "2026-11-02T09:00:00z",
-    "2026-11-02t09:00:00Z",
-    "2026-11-02 09:00:00Z",
-    "2026-11-02T09:00:00.5Z",
-    "2026-11-02T09:00:00.1234567Z",
-    "2026-11-02T09:00:00.9999995Z",
-    "2026-11-02T09:00:00.123456789012+01:00",
-    "2026-11-02T09:00Z",
-    "2026-11-02T23:59:60Z",
-    "2026-11-02T24:00:00Z",
-    "2026-11-02T09:00:00+23:59",
-    "2026-11-02T09:00:00+24:00",
-    "2026-11-02T09:00:00-00:00",
-    "2026-11-02T09:00:00+0530",
-    "2026-11-02T09:00:00+05",
-    "2026-11-02T09:00:00,5Z",
-    "2026-11-02T09:00:00",
-    "2026-11-02",
-    "0001-01-01T00:00:00+01:00",
-    "9999-12-31T23:59:59-01:00",
-    "2026-02-30T00:00:00Z",
-    "1700000000",
-]
-EVENT_IDS = [
-    "6F1C2B8E-4A7D-4A53-9D0E-1F2A3B4C5D6E",
-    "6f1c2b8e4a7d4a539d0e1f2a3b4c5d6e",
-    "{6f1c2b8e-4a7d-4a53-9d0e-1f2a3b4c5d6e}",
-    "urn:uuid:6f1c2b8e-4a7d-4a53-9d0e-1f2a3b4c5d6e",
-    "6f1c2b8e4a7d-4a53-9d0e-1f2a3b4c5d6e",
-    "00000000-0000-0000-0000-000000000000",
-]
 FIELD_PATHS = [
     ("event_id",),
     ("occurred_at",),
@@ -321,24 +274,6 @@ FIELD_PATHS = [
 ]
 
 
-def _set(document: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    *parents, last = path
-    for name in parents:
-        if not isinstance(document.get(name), dict):
-            return
-        document = document[name]
-    document[last] = value
-
-
-def _delete(document: dict[str, Any], path: tuple[str, ...]) -> None:
-    *parents, last = path
-    for name in parents:
-        if not isinstance(document.get(name), dict):
-            return
-        document = document[name]
-    document.pop(last, None)
-
-
 @st.composite
 def mutated_json(draw: st.DrawFn) -> bytes:
     """A prediction's JSON with one thing changed: most are invalid, some are valid in a form
@@ -351,11 +286,11 @@ def mutated_json(draw: st.DrawFn) -> bytes:
         )
     )
     if change == "delete":
-        _delete(document, path)
+        delete_at(document, path)
     elif change == "replace":
-        _set(document, path, draw(json_values()))
+        set_at(document, path, draw(json_values()))
     elif change == "unknown field":
-        _set(document, (*path[:-1], "extra"), draw(json_values()))
+        set_at(document, (*path[:-1], "extra"), draw(json_values()))
     elif change == "score":
         label = draw(st.sampled_from(sorted(document["scores"])))
         document["scores"][label] = draw(json_values() | st.sampled_from([1.5, -0.1, 1e400, -1e400]))
@@ -364,17 +299,10 @@ def mutated_json(draw: st.DrawFn) -> bytes:
     elif change == "event id":
         document["event_id"] = draw(st.sampled_from(EVENT_IDS))
     elif change == "null":
-        _set(document, path, None)
+        set_at(document, path, None)
     text = json.dumps(document, ensure_ascii=draw(st.booleans()))
     if change == "text":
-        edit = draw(st.sampled_from(["bom", "space", "duplicate", "cut", "trailing"]))
-        text = {
-            "bom": "\ufeff" + text,
-            "space": f" \n{text}\t",
-            "duplicate": text[:-1] + ', "task": "moderation", "task": "intent"}',
-            "cut": text[: draw(st.integers(0, len(text) - 1))],
-            "trailing": text + "x",
-        }[edit]
+        text = edit_text(draw, text, '"task": "moderation", "task": "intent"')
     return text.encode("utf-8", "surrogatepass")
 
 

@@ -19,14 +19,14 @@ and untracked by the garbage collector (`gc=False`): they hold no cycles.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, ClassVar, Protocol
+from typing import Annotated, ClassVar, Literal, Protocol
 
 import msgspec
 
 from workers.contracts.base import Event
 from workers.contracts.outputs import Band, Decision
 from workers.contracts.review import ReviewTask
-from workers.contracts.sources import Prediction
+from workers.contracts.sources import Feedback, Prediction
 
 PlainProbability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 UuidText = Annotated[
@@ -82,9 +82,48 @@ class PlainPrediction(msgspec.Struct, frozen=True, forbid_unknown_fields=True, g
     ground_truth: str | None = None
 
     def __post_init__(self) -> None:
-        # Pydantic moves the time to UTC, which fails at the ends of the calendar; it says why.
-        if not 1 < self.occurred_at.year < 9999:
-            raise ValueError("a year at the end of the calendar")
+        _refuse_calendar_ends(self.occurred_at)
+
+    @property
+    def key(self) -> str:
+        return self.event_id
+
+    @property
+    def event_time(self) -> datetime:
+        return self.occurred_at
+
+
+def _refuse_calendar_ends(occurred_at: datetime) -> None:
+    # Pydantic moves the time to UTC, which fails at the ends of the calendar; it says why.
+    if not 1 < occurred_at.year < 9999:
+        raise ValueError("a year at the end of the calendar")
+
+
+class PlainRetrievedContext(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    doc_id: str
+    text: str
+    score: float
+    """Finite, as the model's: msgspec refuses a number beyond a float's range, and JSON has no NaN."""
+
+
+class PlainFeedback(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    EVENT_TYPE: ClassVar[type[Event]] = Feedback
+    AVRO_NAME: ClassVar[str] = Feedback.AVRO_NAME
+
+    event_id: UuidText
+    occurred_at: AwareDatetime
+    session_id: str
+    question: str
+    answer: str
+    rating: Literal["up", "down"]
+    model: PlainModelInfo
+    contexts: tuple[PlainRetrievedContext, ...] = ()
+    comment: str | None = None
+    user_id: str | None = None
+    prompt_version: str | None = None
+
+    def __post_init__(self) -> None:
+        _refuse_calendar_ends(self.occurred_at)
 
     @property
     def key(self) -> str:
@@ -124,6 +163,6 @@ class PlainReviewTask(msgspec.Struct, frozen=True, forbid_unknown_fields=True, g
     kind: str
     reason: str
     priority: int
-    source: PlainPrediction
+    source: PlainPrediction | PlainFeedback
     suggestion: PlainSuggestion
     created_at: datetime

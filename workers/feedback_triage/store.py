@@ -18,13 +18,13 @@ import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from workers.config import PostgresSettings
 from workers.contracts import Feedback
+from workers.contracts.plain import PlainFeedback
 from workers.errors import RejectedEvent
 from workers.runtime.worker import Processed
 from workers.storage.postgres import REFUSED, MigratedOnce, connection, open_pool, write_each
@@ -62,7 +62,7 @@ INSERT_ROW = (
 )
 
 Row = tuple[
-    UUID, datetime, str, str, str, Jsonb, str, str | None, str | None, str, str, str | None, str, int, int
+    str, datetime, str, str, str, Jsonb, str, str | None, str | None, str, str, str | None, str, int, int
 ]
 
 
@@ -108,18 +108,21 @@ def _insert_row(conn: psycopg.Connection[Any], row: Row) -> None:
 
 
 def feedback_row(received: Processed) -> Row:
+    """The row of a Feedback event, or of its plain mirror (the fast path's), which is the same."""
     feedback = received.event
-    if not isinstance(feedback, Feedback):
+    if not isinstance(feedback, Feedback | PlainFeedback):
         raise TypeError(f"the feedback store takes Feedback events, not {type(feedback).__name__}")
     origin = received.origin
+    contexts = [{"doc_id": c.doc_id, "text": c.text, "score": c.score} for c in feedback.contexts]
     return (
-        feedback.event_id,
+        # As text, the form both give (a batch may hold both): PostgreSQL casts it to uuid.
+        str(feedback.event_id),
         feedback.occurred_at,
         feedback.session_id,
         feedback.question,
         feedback.answer,
-        Jsonb([context.model_dump(mode="json") for context in feedback.contexts]),
-        feedback.rating.value,
+        Jsonb(contexts),
+        str(feedback.rating),
         feedback.comment,
         feedback.user_id,
         feedback.model.name,

@@ -22,6 +22,7 @@ from datetime import datetime
 from enum import IntEnum
 
 from workers.contracts import Feedback, Rating, ReviewReason, ReviewTask, Suggestion, TaskKind
+from workers.contracts.plain import PlainFeedback, PlainReviewTask, PlainSuggestion
 from workers.sampling import in_sample
 
 
@@ -52,8 +53,28 @@ def triage(feedback: Feedback, positive_sample_rate: float, now: datetime) -> li
     return [task]
 
 
-def route(feedback: Feedback, positive_sample_rate: float) -> tuple[ReviewReason, Priority] | None:
-    if feedback.rating is Rating.DOWN:
+def triage_plain(
+    feedback: PlainFeedback, positive_sample_rate: float, now: datetime
+) -> list[PlainReviewTask]:
+    """`triage` on a plain feedback event, making the plain mirror of the same task."""
+    routed = route(feedback, positive_sample_rate)
+    if routed is None:
+        return []
+    reason, priority = routed
+    model = feedback.model
+    suggestion = PlainSuggestion(agent=f"{model.name}@{model.version}")
+    return [
+        PlainReviewTask(
+            feedback.event_id, TaskKind.RAG_ANSWER, reason, int(priority), feedback, suggestion, now
+        )
+    ]
+
+
+def route(
+    feedback: Feedback | PlainFeedback, positive_sample_rate: float
+) -> tuple[ReviewReason, Priority] | None:
+    # A plain event's rating is the text of the enum's value.
+    if feedback.rating == Rating.DOWN:
         if feedback.comment is not None and feedback.comment.strip():
             return ReviewReason.NEGATIVE_FEEDBACK, Priority.NEGATIVE_WITH_COMMENT
         return ReviewReason.NEGATIVE_FEEDBACK, Priority.NEGATIVE

@@ -3,6 +3,9 @@
 Every event is stored by the sink before its task, if any, is produced, keyed by the event id
 (`triage` says which events become tasks). PostgreSQL being down pauses the worker and retries
 the batch; a row PostgreSQL refuses sends its event to the dead-letter topic instead.
+
+JSON feedback takes the fast path (`triage_plain`, read by msgspec, no Pydantic models), which
+the sink stores as it stores the models; Avro feedback (the gateway's) takes the reference path.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ from datetime import UTC, datetime
 
 from workers.config import Settings, Topics
 from workers.contracts import Event, Feedback, ReviewTask
+from workers.contracts.plain import PlainFeedback, PlainReviewTask
 from workers.feedback_triage.store import FeedbackStore
-from workers.feedback_triage.triage import triage
-from workers.runtime.worker import Origin, WorkerSpec
+from workers.feedback_triage.triage import triage, triage_plain
+from workers.runtime.worker import FastPath, Origin, WorkerSpec
 
 NAME = "feedback-triage"
 
@@ -33,6 +37,9 @@ def feedback_triage(
     def handle(feedback: Feedback, _origin: Origin) -> list[ReviewTask]:
         return triage(feedback, rate, datetime.now(UTC))
 
+    def handle_plain(feedback: PlainFeedback) -> list[PlainReviewTask]:
+        return triage_plain(feedback, rate, datetime.now(UTC))
+
     return WorkerSpec(
         name=NAME,
         input_topic=settings.topics.feedback,
@@ -45,4 +52,5 @@ def feedback_triage(
             pool_timeout=pool_timeout,
             limits=settings.postgres,
         ),
+        fast_path=FastPath(PlainFeedback, handle_plain),
     )

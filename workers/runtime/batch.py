@@ -51,7 +51,8 @@ class MessageResult(NamedTuple):
     headers: Headers
     """The message's headers, read once (a second read of unreadable ones crashes the client)."""
     processed: Processed | None = None
-    """What the handler decided, for the sink; None on the fast path, which serves no sink."""
+    """What the handler decided, for the sink; on the fast path, the plain event for the sink, or
+    None for a worker without one."""
     encoded: tuple[Encoded, ...] = ()
     rejection: Rejection | None = None
     event_time: datetime | None = None
@@ -69,6 +70,7 @@ class BatchHandler:
         self.codec = codec
         self.max_output_bytes = max_output_bytes
         self.fast_path = spec.fast_path if codec.fast else None
+        self._has_sink = spec.sink is not None
         self.fallbacks = 0
         """Messages the fast path has left to the reference path."""
         # The topic of each plain output type the fast path has made.
@@ -131,9 +133,14 @@ class BatchHandler:
             if value is None:
                 return None
             encoded.append(Encoded(self._plain_topics[type(output)], key, value))
-        # The fast path serves no handler that reads the origin's time: it is left out.
-        origin = origin_of(message, timestamped=False)
-        return MessageResult(message, origin, headers, encoded=tuple(encoded), event_time=plain.event_time)
+        processed: Processed | None = None
+        if self._has_sink:
+            origin = origin_of(message)
+            processed = Processed(plain, origin)
+        else:
+            # Nothing reads the origin's time then: it is left out.
+            origin = origin_of(message, timestamped=False)
+        return MessageResult(message, origin, headers, processed, tuple(encoded), event_time=plain.event_time)
 
     def _encode_plain(self, output: PlainEvent) -> bytes | None:
         """Its Avro, or None for an output that its spec does not declare, the writer cannot write,

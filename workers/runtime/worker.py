@@ -12,7 +12,8 @@ raising `RejectedEvent`.
 A worker may also give a `FastPath`: its handler again, on plain values (`workers.contracts.plain`)
 that the codec reads and writes without the event models. The runtime tries it first; whatever it
 leaves (by returning None or raising), and whatever the codec cannot read or write plainly, takes
-the handler's path, so outputs and dead-letter reasons are the handler's.
+the handler's path, so outputs and dead-letter reasons are the handler's. A worker with both a
+fast path and a sink hands its sink plain events too, for the messages the fast path took.
 
 A worker whose job includes writing to another service (PostgreSQL, Argilla) gives that to a
 `Sink`, which receives every accepted event of the batch with what its handler decided. A worker
@@ -78,9 +79,11 @@ class Routed:
 
 @dataclass(frozen=True, slots=True)
 class Processed:
-    """An accepted event of the batch, as the sink receives it: with its outputs and its effect."""
+    """An accepted event of the batch, as the sink receives it: with its outputs and its effect.
+    `event` is the plain mirror of the model (`PlainInput`) where the fast path took the message,
+    which serves no handler effect and leaves `outputs` empty."""
 
-    event: Event
+    event: Event | PlainInput
     origin: Origin
     outputs: tuple[Routed, ...] = ()
     effect: Any = None
@@ -104,7 +107,9 @@ class Sink(Protocol):
 class FastPath:
     """The handler on plain values: `input` is the plain mirror of the input type the codec decodes;
     `handler` makes the plain mirrors of the same outputs, keyed by the input's id, or None to leave
-    the event to the handler. It must decide as the handler does; a test proves it byte for byte."""
+    the event to the handler. It must decide as the handler does; a test proves it byte for byte.
+    The worker's sink, if it has one, must write a plain event as it writes its model; a handler
+    whose effect the sink needs cannot have a fast path."""
 
     input: type[PlainInput]
     handler: Callable[[Any], Sequence[PlainEvent] | None]
@@ -122,8 +127,8 @@ class WorkerSpec:
     fast_path: FastPath | None = None
 
     def __post_init__(self) -> None:
-        if self.fast_path is not None and (self.sink is not None or self.handler is None):
-            raise ValueError(f"worker {self.name!r}: a fast path needs a handler and no sink")
+        if self.fast_path is not None and self.handler is None:
+            raise ValueError(f"worker {self.name!r}: a fast path needs a handler")
         if self.handler is None and self.sink is None:
             raise ValueError(f"worker {self.name!r} has neither a handler nor a sink")
         if self.handler is None and self.outputs:
