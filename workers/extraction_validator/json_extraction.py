@@ -37,6 +37,18 @@ _BOM = "\ufeff"
 _FENCE = re.compile(r"```(?P<tag>[\w.+-]*)[^\S\n]*(?P<body>.*?)```", re.DOTALL)
 _CLOSERS = {"{": "}", "[": "]"}
 _OPENER = re.compile(r"[{\[]")
+# Everything up to the next bracket, strings skipped whole (escapes included): `bracket` is that
+# bracket, or the quote of a string never closed, or empty at the end of the text. It matches at
+# every position, so `finditer` walks the text without gaps.
+_TO_NEXT_BRACKET = re.compile(
+    r"""
+    (?: [^"{}\[\]]++              # neither a quote nor a bracket
+      | "(?:[^"\\]++|\\.)*+"      # a whole string
+    )*+
+    (?P<bracket>[{}\[\]"]?)
+    """,
+    re.DOTALL | re.VERBOSE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,21 +83,49 @@ def find_json(output: str) -> FoundJson | NoJson:
     whole = output.strip().lstrip(_BOM).strip()
     if not whole:
         return NoJson("the output is empty")
-    if _parse_error(whole) is None:
+    whole_error = _parse_error(whole)
+    if whole_error is None:
         return FoundJson(whole, JsonLocation.WHOLE_OUTPUT)
     fences = _fences(output)
+    failed = [(whole, whole_error)]
     for fence in fences:
-        if fence.body and _parse_error(fence.body) is None:
+        if not fence.body:
+            continue
+        error = _parse_error(fence.body)
+        if error is None:
             return FoundJson(fence.body, JsonLocation.CODE_FENCE)
+        failed.append((fence.body, error))
+    # Only the rules below meet a text again: an output found above pays no hashing for the memo.
+    parse_errors = _ParseErrors(failed)
     spans = list(_outermost_spans(output))
-    parsing = [
-        output[start:end]
-        for start, end in spans
-        if end is not None and _parse_error(output[start:end]) is None
-    ]
-    if parsing:
-        return FoundJson(max(parsing, key=len), JsonLocation.EMBEDDED_IN_TEXT)
-    return _why_not(output, whole, fences, spans)
+    embedded = _longest_parsing(output, spans, parse_errors)
+    if embedded is not None:
+        return FoundJson(embedded, JsonLocation.EMBEDDED_IN_TEXT)
+    return _why_not(output, whole, fences, spans, parse_errors)
+
+
+def _longest_parsing(
+    output: str, spans: list[tuple[int, int | None]], parse_errors: _ParseErrors
+) -> str | None:
+    """The longest closed span that parses, the first of equal length; tried longest first."""
+    closed = [output[start:end] for start, end in spans if end is not None]
+    # A stable sort, also with `reverse`: spans of equal length stay in the order of the text.
+    for text in sorted(closed, key=len, reverse=True):
+        if parse_errors[text] is None:
+            return text
+    return None
+
+
+class _ParseErrors(dict[str, str | None]):
+    """The parser's message for each text, None if it parses; each text is parsed once.
+
+    The rules meet the same text more than once: a fence's body is often also a span, the whole
+    output its only span, and `_why_not` reports an error met before.
+    """
+
+    def __missing__(self, text: str) -> str | None:
+        error = self[text] = _parse_error(text)
+        return error
 
 
 def _parse_error(text: str) -> str | None:
@@ -115,49 +155,39 @@ def _outermost_spans(text: str) -> Iterator[tuple[int, int | None]]:
 
 def _span_end(text: str, start: int) -> int | None:
     """One past the bracket closing the one at `start`, or past the first mismatched closer."""
-    expected: list[str] = []
-    index = start
-    while index < len(text):
-        char = text[index]
-        if char == '"':
-            index = _string_end(text, index)
-        elif char in _CLOSERS:
-            expected.append(_CLOSERS[char])
-        elif char in "}]" and (char != expected.pop() or not expected):
-            return index + 1
-        index += 1
+    expected = [_CLOSERS[text[start]]]
+    for match in _TO_NEXT_BRACKET.finditer(text, start + 1):
+        bracket = match["bracket"]
+        if bracket in _CLOSERS:
+            expected.append(_CLOSERS[bracket])
+        elif bracket == '"':  # a string never closed runs to the end of the text
+            return None
+        elif bracket and (bracket != expected.pop() or not expected):
+            return match.end()
     return None
 
 
-def _string_end(text: str, start: int) -> int:
-    """The index of the quote closing the string opened at `start` (the text's end if none does)."""
-    index = start + 1
-    while index < len(text):
-        char = text[index]
-        if char == "\\":
-            index += 2
-            continue
-        if char == '"':
-            return index
-        index += 1
-    return len(text)
-
-
-def _why_not(output: str, whole: str, fences: list[_Fence], spans: list[tuple[int, int | None]]) -> NoJson:
+def _why_not(
+    output: str,
+    whole: str,
+    fences: list[_Fence],
+    spans: list[tuple[int, int | None]],
+    parse_errors: _ParseErrors,
+) -> NoJson:
     fence = next((f for f in fences if f.body and (f.is_json or not f.tag)), None)
     if fence is not None:
         kind = "```json code fence" if fence.is_json else "code fence"
         where = f"in the {kind} at {_line_and_column(output, fence.start)}"
-        return NoJson(f"{_parse_error(fence.body)} ({where})", fence.body)
+        return NoJson(f"{parse_errors[fence.body]} ({where})", fence.body)
     if not spans:
         return NoJson("the output holds no JSON object or array")
     start, end = max(spans, key=lambda span: (span[1] or len(output)) - span[0])
     candidate = output[start:end].strip()
     if candidate == whole:
-        return NoJson(f"{_parse_error(candidate)} (in the whole output)", candidate)
+        return NoJson(f"{parse_errors[candidate]} (in the whole output)", candidate)
     kind = "object" if candidate.startswith("{") else "array"
     where = f"in the {kind} at {_line_and_column(output, start)} of the output"
-    return NoJson(f"{_parse_error(candidate)} ({where})", candidate)
+    return NoJson(f"{parse_errors[candidate]} ({where})", candidate)
 
 
 def _line_and_column(text: str, index: int) -> str:
