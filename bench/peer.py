@@ -23,8 +23,10 @@ Rounds are interleaved (each round runs every variant, in a rotated order). Meas
 - CPU µs per message of the variant's process (user + system, librdkafka's threads included),
   from its first output to its last;
 - RSS of the process at the end of the run (steady state), and its peak;
-- latency at `--rate` events/s: from the send time (the input's CreateTime, set when the driver
-  produces it) to the append time of its first output, p50 and p99.
+- latency at `--rate` events/s: from the send time (taken when the driver produces the input) to
+  the append time of its first output, p50 and p99; and the variant's own share of it, from the
+  input's append time (its topic is LogAppendTime too) to the same output's, which leaves out the
+  driver's producer and the broker's append of the input.
 Then the band-router alone on `--scaling` sizes, to show its cost grows linearly. Prints a table.
 Every bench topic is deleted at the end.
 """
@@ -159,10 +161,10 @@ def fill(bootstrap: str, topic: str, inputs: Inputs) -> None:
         raise RuntimeError("the input topic could not be filled")
 
 
-def _produce(producer: Producer, topic: str, key: bytes, value: bytes, timestamp: int = 0) -> None:
+def _produce(producer: Producer, topic: str, key: bytes, value: bytes) -> None:
     while True:
         try:
-            producer.produce(topic, key=key, value=value, headers=JSON_HEADERS, timestamp=timestamp)
+            producer.produce(topic, key=key, value=value, headers=JSON_HEADERS)
             return
         except BufferError:
             producer.poll(0.05)
@@ -414,10 +416,13 @@ class Latency:
     p50_ms: float
     p99_ms: float
     sent: int
+    own_p50_ms: float = float("nan")
+    """From the input's append time to its first output's: the variant's own share."""
+    own_p99_ms: float = float("nan")
 
 
 def latency_run(name: str, ctx: Context, inputs: Inputs, rate: int, seconds: float) -> Latency:
-    source = ctx.topics.create("latency-in", dead_letters=True)
+    source = ctx.topics.create("latency-in", append_time=True, dead_letters=True)
     spec = variant(name, ctx.settings, ctx.topics, source, f"bench-{ctx.topics.run}-{uuid.uuid4().hex[:6]}")
     producer = Producer({"bootstrap.servers": ctx.settings.kafka_bootstrap, "linger.ms": 1})
     process = Process(spec)
@@ -447,7 +452,7 @@ def latency_run(name: str, ctx: Context, inputs: Inputs, rate: int, seconds: flo
                 time.sleep(pause)
             now_ms = int(time.time() * 1000)
             key = measured.keys[index]
-            _produce(producer, source, key, measured.values[index], timestamp=now_ms)
+            _produce(producer, source, key, measured.values[index])
             sent[key] = now_ms
             producer.poll(0)
         producer.flush(30)
@@ -456,8 +461,16 @@ def latency_run(name: str, ctx: Context, inputs: Inputs, rate: int, seconds: flo
     finally:
         process.stop()
     appended = ctx.outputs.append_times(spec.outputs)
+    received = ctx.outputs.append_times([source])
     latencies = sorted(appended[key] - at for key, at in sent.items() if key in appended)
-    return Latency(_percentile(latencies, 50), _percentile(latencies, 99), len(sent))
+    own = sorted(appended[key] - received[key] for key in sent if key in appended and key in received)
+    return Latency(
+        _percentile(latencies, 50),
+        _percentile(latencies, 99),
+        len(sent),
+        _percentile(own, 50),
+        _percentile(own, 99),
+    )
 
 
 def _percentile(values: Sequence[int], percent: float) -> float:
@@ -492,8 +505,8 @@ def table(results: Results, messages: int, rate: int) -> str:
     rounds = max((len(runs) for runs in results.throughput.values()), default=0)
     lines = [
         f"| variant | msg/s (median of {rounds}) | ÷ bare loop "
-        f"| CPU µs/msg | p50 / p99 at {rate:,} ev/s | RSS end / peak |",
-        "|---|---|---|---|---|---|",
+        f"| CPU µs/msg | p50 / p99 at {rate:,} ev/s | of which its own | RSS end / peak |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name in VARIANTS:
         runs = results.throughput.get(name, [])
@@ -503,6 +516,9 @@ def table(results: Results, messages: int, rate: int) -> str:
         p50 = statistics.median(x.p50_ms for x in lat) if lat else 0.0
         p99 = statistics.median(x.p99_ms for x in lat) if lat else 0.0
         latency = f"{p50:.0f} / {p99:.0f} ms" if lat else "-"
+        own_p50 = statistics.median(x.own_p50_ms for x in lat) if lat else 0.0
+        own_p99 = statistics.median(x.own_p99_ms for x in lat) if lat else 0.0
+        latency += f" | {own_p50:.0f} / {own_p99:.0f} ms" if lat else " | -"
         if not runs:
             lines.append(f"| {name} | - | - | - | {latency} | - |")
             continue
@@ -574,7 +590,8 @@ def main() -> None:
                 latency = latency_run(name, ctx, inputs, args.rate, args.latency_seconds)
                 results.latency.setdefault(name, []).append(latency)
                 p50, p99 = latency.p50_ms, latency.p99_ms
-                print(f"round {round_ + 1} {name:12} p50 {p50:5.0f} ms  p99 {p99:5.0f} ms", flush=True)
+                own = f"own p50 {latency.own_p50_ms:5.0f} ms  p99 {latency.own_p99_ms:5.0f} ms"
+                print(f"round {round_ + 1} {name:12} p50 {p50:5.0f} ms  p99 {p99:5.0f} ms  {own}", flush=True)
         for size in sizes:
             scaled = inputs.take(size)
             sized_source = ctx.topics.create(f"predictions-{size}", dead_letters=True)
