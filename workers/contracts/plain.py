@@ -26,7 +26,8 @@ import msgspec
 from workers.contracts.base import Event
 from workers.contracts.outputs import Band, Decision
 from workers.contracts.review import ReviewTask
-from workers.contracts.sources import Feedback, Prediction
+from workers.contracts.sources import Extraction, Feedback, Prediction
+from workers.contracts.validated import JsonLocation, ValidExtraction
 
 PlainProbability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 UuidText = Annotated[
@@ -134,6 +135,48 @@ class PlainFeedback(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=
         return self.occurred_at
 
 
+class PlainDocument(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    id: str
+    text: str
+
+
+class PlainExtraction(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    EVENT_TYPE: ClassVar[type[Event]] = Extraction
+    AVRO_NAME: ClassVar[str] = Extraction.AVRO_NAME
+
+    event_id: UuidText
+    occurred_at: AwareDatetime
+    document: PlainDocument
+    schema_name: str
+    schema_version: str
+    raw_output: str
+    model: PlainModelInfo
+
+    def __post_init__(self) -> None:
+        _refuse_calendar_ends(self.occurred_at)
+
+    @property
+    def key(self) -> str:
+        return self.event_id
+
+    @property
+    def event_time(self) -> datetime:
+        return self.occurred_at
+
+
+class PlainValidExtraction(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    EVENT_TYPE: ClassVar[type[Event]] = ValidExtraction
+
+    event_id: str
+    occurred_at: datetime
+    validated_at: datetime
+    schema_name: str
+    schema_version: str
+    validated_json: str
+    extracted_from: JsonLocation
+    source: PlainExtraction
+
+
 class PlainDecision(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     EVENT_TYPE: ClassVar[type[Event]] = Decision
 
@@ -148,11 +191,16 @@ class PlainDecision(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=
     source: PlainPrediction
 
 
+class PlainValidationIssue(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    path: str
+    message: str
+
+
 class PlainSuggestion(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     label: str | None = None
     score: float | None = None
     corrected_json: str | None = None
-    validation_errors: tuple[()] = ()
+    validation_errors: tuple[PlainValidationIssue, ...] = ()
     agent: str | None = None
 
 
@@ -163,6 +211,6 @@ class PlainReviewTask(msgspec.Struct, frozen=True, forbid_unknown_fields=True, g
     kind: str
     reason: str
     priority: int
-    source: PlainPrediction | PlainFeedback
+    source: PlainPrediction | PlainFeedback | PlainExtraction
     suggestion: PlainSuggestion
     created_at: datetime

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from workers.contracts import (
     Extraction,
@@ -29,6 +30,13 @@ from workers.contracts import (
     TaskKind,
     ValidationIssue,
     ValidExtraction,
+)
+from workers.contracts.plain import (
+    PlainExtraction,
+    PlainReviewTask,
+    PlainSuggestion,
+    PlainValidationIssue,
+    PlainValidExtraction,
 )
 from workers.extraction_validator.json_extraction import FoundJson, NoJson, find_json
 from workers.extraction_validator.registry import ExtractionSchemas
@@ -48,29 +56,83 @@ LOCATION_NOTES = {
 }
 
 
+class Valid(NamedTuple):
+    """Output that the schema's model accepts: the model's canonical JSON, and where it was found."""
+
+    validated_json: str
+    location: JsonLocation
+
+
+class Invalid(NamedTuple):
+    """Output for a reviewer to correct: every problem as (path, message), and the JSON to start from."""
+
+    issues: list[tuple[str, str]]
+    suggested_json: str | None
+
+
+def check_output(raw_output: str, model: type[BaseModel]) -> Valid | Invalid:
+    """The verdict of the module docstring on an extraction's raw output."""
+    found = find_json(raw_output)
+    if isinstance(found, NoJson):
+        return Invalid([(WHOLE_OBJECT, f"{NOT_JSON}: {found.problem}")], found.candidate)
+    try:
+        validated = model.model_validate_json(found.text)
+    except ValidationError as error:
+        return Invalid([*_location_note(found), *_issues(error)], found.text)
+    return Valid(validated.model_dump_json(), found.location)
+
+
 def validate_extraction(
     extraction: Extraction, schemas: ExtractionSchemas, *, now: datetime
 ) -> ValidExtraction | ReviewTask:
     """Validates the extraction's raw output; raises UnknownSchema for an unregistered schema."""
     model = schemas.model_for(extraction.schema_name, extraction.schema_version)
-    found = find_json(extraction.raw_output)
-    if isinstance(found, NoJson):
-        issue = ValidationIssue(path=WHOLE_OBJECT, message=f"{NOT_JSON}: {found.problem}")
-        return correction_task(extraction, [issue], found.candidate, now=now)
-    try:
-        validated = model.model_validate_json(found.text)
-    except ValidationError as error:
-        issues = [*_location_note(found), *_issues(error)]
-        return correction_task(extraction, issues, found.text, now=now)
+    checked = check_output(extraction.raw_output, model)
+    if isinstance(checked, Invalid):
+        issues = [ValidationIssue(path=path, message=message) for path, message in checked.issues]
+        return correction_task(extraction, issues, checked.suggested_json, now=now)
     return ValidExtraction(
         event_id=extraction.event_id,
         occurred_at=extraction.occurred_at,
         validated_at=now,
         schema_name=extraction.schema_name,
         schema_version=extraction.schema_version,
-        validated_json=validated.model_dump_json(),
-        extracted_from=found.location,
+        validated_json=checked.validated_json,
+        extracted_from=checked.location,
         source=extraction,
+    )
+
+
+def validate_plain(
+    extraction: PlainExtraction, schemas: ExtractionSchemas, *, now: datetime
+) -> PlainValidExtraction | PlainReviewTask:
+    """`validate_extraction` on a plain extraction, making the plain mirror of the same output."""
+    model = schemas.model_for(extraction.schema_name, extraction.schema_version)
+    checked = check_output(extraction.raw_output, model)
+    if isinstance(checked, Invalid):
+        issues = tuple(PlainValidationIssue(path, message) for path, message in checked.issues)
+        agent = f"{extraction.model.name}@{extraction.model.version}"
+        suggestion = PlainSuggestion(
+            corrected_json=checked.suggested_json, validation_errors=issues, agent=agent
+        )
+        return PlainReviewTask(
+            extraction.event_id,
+            TaskKind.EXTRACTION,
+            ReviewReason.SCHEMA_INVALID,
+            CORRECTION_PRIORITY,
+            extraction,
+            suggestion,
+            now,
+        )
+    return PlainValidExtraction(
+        extraction.event_id,
+        extraction.occurred_at,
+        now,
+        extraction.schema_name,
+        extraction.schema_version,
+        checked.validated_json,
+        checked.location,
+        extraction,
     )
 
 
@@ -93,14 +155,14 @@ def correction_task(
     )
 
 
-def _location_note(found: FoundJson) -> list[ValidationIssue]:
+def _location_note(found: FoundJson) -> list[tuple[str, str]]:
     note = LOCATION_NOTES.get(found.location)
-    return [] if note is None else [ValidationIssue(path=WHOLE_OBJECT, message=note)]
+    return [] if note is None else [(WHOLE_OBJECT, note)]
 
 
-def _issues(error: ValidationError) -> list[ValidationIssue]:
+def _issues(error: ValidationError) -> list[tuple[str, str]]:
     shown, left_out = problems(error, MAX_ISSUES)
-    issues = [ValidationIssue(path=problem.path, message=problem.message) for problem in shown]
+    issues = [(problem.path, problem.message) for problem in shown]
     if left_out:
-        issues.append(ValidationIssue(path=WHOLE_OBJECT, message=f"and {left_out} more validation errors"))
+        issues.append((WHOLE_OBJECT, f"and {left_out} more validation errors"))
     return issues

@@ -3,6 +3,10 @@
 Both outputs are keyed by the extraction's event id. An extraction naming an unregistered schema
 is dead-lettered with reason `unknown_schema`. The schemas are those registered by the modules of
 `settings.extraction_validator.schema_modules` (see `registry`).
+
+JSON extractions take the fast path (`validate_plain`: the event read by msgspec, the raw output
+validated by the schema's Pydantic model as on the reference path, the outputs written without
+building their models); Avro extractions take the reference path.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ from datetime import UTC, datetime
 
 from workers.config import Settings
 from workers.contracts import Extraction, ReviewTask, ValidExtraction
+from workers.contracts.plain import PlainExtraction, PlainReviewTask, PlainValidExtraction
 from workers.extraction_validator.registry import ExtractionSchemas
-from workers.extraction_validator.validation import validate_extraction
+from workers.extraction_validator.validation import validate_extraction, validate_plain
 from workers.logs import log
-from workers.runtime.worker import Handler, Origin, WorkerSpec
+from workers.runtime.worker import FastPath, Handler, Origin, WorkerSpec
 
 NAME = "extraction-validator"
 
@@ -37,6 +42,7 @@ def extraction_validator(settings: Settings) -> WorkerSpec:
         input_types=(Extraction,),
         handler=extraction_handler(schemas),
         outputs={ValidExtraction: topics.extractions_valid, ReviewTask: topics.review_tasks},
+        fast_path=extraction_fast_path(schemas),
     )
 
 
@@ -45,3 +51,10 @@ def extraction_handler(schemas: ExtractionSchemas) -> Handler:
         return [validate_extraction(extraction, schemas, now=datetime.now(UTC))]
 
     return handle
+
+
+def extraction_fast_path(schemas: ExtractionSchemas) -> FastPath:
+    def handle(extraction: PlainExtraction) -> list[PlainValidExtraction | PlainReviewTask]:
+        return [validate_plain(extraction, schemas, now=datetime.now(UTC))]
+
+    return FastPath(PlainExtraction, handle)

@@ -1,0 +1,171 @@
+"""The extraction-validator's fast path (the extraction read by msgspec, its raw output validated by
+the schema's Pydantic model as on the reference path, the outputs written from plain structs)
+gives every message what the reference path (Pydantic, `validate_extraction`, fastavro) gives it:
+the same bytes of the valid extraction or of the correction task, and for every changed or broken
+event the same outputs or the same dead-letter reason and message."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.support.json_changes import EVENT_IDS, TIMESTAMPS, delete_at, edit_text, json_values, set_at
+from tests.support.messages import StoredMessage
+from workers.contracts import EventCodec, Extraction, ReviewTask, ValidExtraction
+from workers.contracts.plain import PlainExtraction
+from workers.extraction_validator import ExtractionSchemas, validate_extraction
+from workers.extraction_validator.validation import validate_plain
+from workers.runtime.batch import BatchHandler, MessageResult
+from workers.runtime.worker import FastPath, WorkerSpec
+
+NOW = datetime(2026, 3, 1, 9, 30, 15, 250000, tzinfo=UTC)
+JSON = [("content-type", b"application/json")]
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "extractions.jsonl"
+SAMPLE_LINES = [line for line in SAMPLES.read_text().splitlines() if line.strip()]
+MAX_OUTPUT_BYTES = 1_000_000
+SCHEMAS = ExtractionSchemas.from_modules(["workers.extraction_validator.examples"])
+SPEC = WorkerSpec(
+    name="extraction-validator",
+    input_topic="extractions",
+    input_types=(Extraction,),
+    handler=lambda event, _origin: [validate_extraction(event, SCHEMAS, now=NOW)],
+    outputs={ValidExtraction: "extractions-valid", ReviewTask: "review-tasks"},
+    fast_path=FastPath(PlainExtraction, lambda event: [validate_plain(event, SCHEMAS, now=NOW)]),
+)
+
+
+def both_paths(value: bytes, headers: list[tuple[str, bytes]] = JSON) -> tuple[MessageResult, MessageResult]:
+    message: Any = StoredMessage(value, headers, key=b"k", topic="extractions", offset=3)
+    fast = BatchHandler(SPEC, EventCodec(), MAX_OUTPUT_BYTES)(message)
+    reference = BatchHandler(SPEC, EventCodec(fast=False), MAX_OUTPUT_BYTES)(message)
+    assert reference.processed is not None or reference.rejection is not None
+    return fast, reference
+
+
+def took_fast_path(result: MessageResult) -> bool:
+    return result.rejection is None and result.processed is None
+
+
+def outcome_of(result: MessageResult) -> tuple[str, Any]:
+    if result.rejection is not None:
+        return ("dead letter", (result.rejection.reason, str(result.rejection.error)))
+    return ("produced", [(e.topic, e.key, e.value) for e in result.encoded])
+
+
+def test_every_bundled_sample_takes_the_fast_path_to_the_reference_bytes() -> None:
+    handler = BatchHandler(SPEC, EventCodec(), MAX_OUTPUT_BYTES)
+    topics = set()
+    for line in SAMPLE_LINES:
+        fast, reference = both_paths(line.encode())
+        assert took_fast_path(fast), line[:80]
+        assert outcome_of(fast) == outcome_of(reference)
+        handler(StoredMessage(line.encode(), JSON))  # type: ignore[arg-type]
+        topics.update(e.topic for e in fast.encoded)
+    assert handler.fallbacks == 0
+    assert topics == {"extractions-valid", "review-tasks"}  # valid ones and correction tasks
+
+
+@st.composite
+def changed_raw_outputs(draw: st.DrawFn) -> bytes:
+    """A sample extraction whose raw output is changed the ways an LLM gets it wrong: cut off, wrapped
+    in a fence or in prose, a value of the JSON replaced, or any text at all."""
+    document = json.loads(draw(st.sampled_from(SAMPLE_LINES)))
+    raw = document["raw_output"]
+    change = draw(st.sampled_from(["cut", "fence", "prose", "value", "text", "schema"]))
+    if change == "cut":
+        raw = raw[: draw(st.integers(0, len(raw)))]
+    elif change == "fence":
+        raw = f"Here it is:\n```{draw(st.sampled_from(['json', 'JSON', '', 'python']))}\n{raw}\n```\nDone."
+    elif change == "prose":
+        raw = f"The result is {raw} [1] - hope this helps."
+    elif change == "value":
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict) and parsed:
+            parsed[draw(st.sampled_from(sorted(parsed)))] = draw(json_values())
+            raw = json.dumps(parsed, ensure_ascii=draw(st.booleans()))
+    elif change == "text":
+        raw = draw(st.text(alphabet=st.sampled_from('{}[]":,0123456789 abc\\\n`'), max_size=40))
+    else:
+        document["schema_name"], document["schema_version"] = draw(
+            st.sampled_from([("invoice", "1"), ("resume", "1"), ("resume", "2"), ("unknown", "1")])
+        )
+    document["raw_output"] = raw
+    return json.dumps(document).encode()
+
+
+@settings(max_examples=400)
+@given(value=changed_raw_outputs())
+def test_a_changed_raw_output_gets_the_reference_outputs_or_dead_letter(value: bytes) -> None:
+    fast, reference = both_paths(value)
+
+    assert outcome_of(fast) == outcome_of(reference)
+    assert took_fast_path(fast) == (reference.rejection is None)
+
+
+FIELD_PATHS = [
+    ("event_id",),
+    ("occurred_at",),
+    ("document",),
+    ("document", "id"),
+    ("document", "text"),
+    ("schema_name",),
+    ("schema_version",),
+    ("raw_output",),
+    ("model",),
+    ("model", "name"),
+    ("model", "version"),
+]
+
+
+@st.composite
+def changed_extraction_json(draw: st.DrawFn) -> bytes:
+    """A sample extraction's JSON with one thing changed: most are invalid, some are valid in a form
+    `to_json` never writes."""
+    document = json.loads(draw(st.sampled_from(SAMPLE_LINES)))
+    path = draw(st.sampled_from(FIELD_PATHS))
+    change = draw(
+        st.sampled_from(["delete", "replace", "unknown field", "timestamp", "event id", "null", "text"])
+    )
+    if change == "delete":
+        delete_at(document, path)
+    elif change == "replace":
+        set_at(document, path, draw(json_values()))
+    elif change == "unknown field":
+        set_at(document, (*path[:-1], "extra"), draw(json_values()))
+    elif change == "timestamp":
+        document["occurred_at"] = draw(st.sampled_from(TIMESTAMPS))
+    elif change == "event id":
+        document["event_id"] = draw(st.sampled_from(EVENT_IDS))
+    elif change == "null":
+        set_at(document, path, None)
+    text = json.dumps(document, ensure_ascii=draw(st.booleans()))
+    if change == "text":
+        text = edit_text(draw, text, '"schema_version": "1", "schema_version": "2"')
+    return text.encode("utf-8", "surrogatepass")
+
+
+@settings(max_examples=400)
+@given(value=changed_extraction_json())
+def test_a_changed_extraction_gets_the_reference_outputs_or_dead_letter_reason(value: bytes) -> None:
+    fast, reference = both_paths(value)
+
+    assert outcome_of(fast) == outcome_of(reference)
+
+
+@pytest.mark.parametrize("line", SAMPLE_LINES[:3], ids=["0", "1", "2"])
+def test_avro_extractions_take_the_reference_path(line: str) -> None:
+    codec = EventCodec(fast=False)
+    event = codec.decode(line.encode(), JSON, Extraction)
+    fast, reference = both_paths(codec.encode(event), headers=[("content-type", b"avro/binary")])
+
+    assert fast.processed is not None
+    assert outcome_of(fast) == outcome_of(reference)
