@@ -88,6 +88,9 @@ class Topics(Frozen):
 class Runtime(Frozen):
     batch_size: int = Field(500, ge=1, le=100_000)
     batch_wait_seconds: float = Field(0.2, gt=0, le=60)
+    batches_in_flight: int = Field(
+        4, ge=1, le=100, description="batches produced before the loop waits for their acknowledgement"
+    )
     max_value_bytes: int = Field(1_048_576, ge=1024)
     # Kafka's default limit for a topic is 1 MiB per batch, headers and record overhead included.
     max_output_bytes: int = Field(1_000_000, ge=1024)

@@ -10,21 +10,24 @@ A batch, in order:
 5. only then commit the batch's offsets. With transactions on, steps 4 and 5 are one Kafka
    transaction instead.
 
-Steps 4 and 5 of a batch wait until the next batch has gone through steps 1 and 2, so that its
-CPU work overlaps the broker's round trip (librdkafka sends while Python works); the next batch's
-outputs are produced only after the previous batch is committed, and when nothing new is in hand
-the batch in flight is finished at once. If the batch in flight is not acknowledged, it and the
-batch handled since are both rewound and retried. With transactions on there is no overlap.
+A batch's outputs are produced as soon as it is handled, without waiting for the batches before
+it; steps 4 and 5 are done for every batch produced so far at once: when nothing new is in hand
+and the broker has acknowledged them all (checked every few milliseconds, which also sends what
+librdkafka holds for `linger.ms`), or when `batches_in_flight` batches are produced and
+unacknowledged (then the loop waits). An event is thus produced a few milliseconds after it is
+read, and never waits for the batches before it to be acknowledged. If the broker does not
+acknowledge something, every batch in flight is rewound and retried, with the batch in hand. With
+transactions on, each batch is its own transaction, and nothing is in flight between batches.
 
 A batch is what is in hand when the loop asks, up to `batch_size`: the loop waits (up to
 `batch_wait_seconds`) only when nothing is in hand nor in flight, so that an event never waits for
 a batch to fill. The commit of step 5 is asynchronous while fewer than two commits are unanswered,
 else synchronous: it is sent only after step 4, so offsets never run ahead of acknowledged outputs,
-and at most two batches' commits are ever in flight, so a crash replays at most the batch in hand,
-the batch in flight and the two before it. A commit that fails is logged, and its messages are
-read again after a restart (at least once, as with a synchronous commit). Before
-partitions are given up (after the batch in flight is finished), and before the consumer closes,
-the last offsets are committed synchronously. Metrics are recorded once per batch.
+and at most two commits are ever in flight, so a crash replays at most the batch in hand, the
+batches in flight and those of the two commits before. A commit that fails is logged, and its
+messages are read again after a restart (at least once, as with a synchronous commit). Before
+partitions are given up (after the batches in flight are finished), and before the consumer
+closes, the last offsets are committed synchronously. Metrics are recorded once per batch.
 
 Failures split in two kinds. A message that is at fault is data: it goes to `<input topic>.dlq`
 with its reason, and the loop goes on. A dependency that is down (the sink raises
@@ -90,16 +93,25 @@ OUTPUT_REFUSED = Reason.OUTPUT_REFUSED
 
 COMMITS_IN_FLIGHT = 2
 
+# How long the loop, with nothing in hand, waits for the broker to acknowledge what is in flight
+# before it looks for new messages again.
+ACKNOWLEDGEMENT_CHECK_SECONDS = 0.002
 # librdkafka's default max.poll.interval.ms.
 DEFAULT_MAX_POLL_INTERVAL_MS = 300_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InFlight:
-    """A batch whose outputs are produced, waiting for the broker's acknowledgement and its commit."""
+    """Batches whose outputs are produced, waiting for the broker's acknowledgement and their commit."""
 
-    results: Sequence[MessageResult]
-    origins: Sequence[Origin]
+    results: list[MessageResult]
+    origins: list[Origin]
+    batches: int = 1
+
+    def add(self, results: Sequence[MessageResult], origins: Sequence[Origin]) -> None:
+        self.results.extend(results)
+        self.origins.extend(origins)
+        self.batches += 1
 
 
 class Runner:
@@ -127,10 +139,11 @@ class Runner:
             self.metrics,
         )
         self._stopping = False
-        # The batch whose outputs are produced and not yet acknowledged, committed once they are.
+        # The batches whose outputs are produced and not yet acknowledged, committed once they are.
         self._in_flight: InFlight | None = None
-        # Messages produced in the batch in hand, by (topic, dead-letter reason or None); counted
-        # in the metrics once the broker has acknowledged them.
+        self._batches_in_flight = 1 if self.transactional else settings.runtime.batches_in_flight
+        # Messages produced and not yet acknowledged, by (topic, dead-letter reason or None);
+        # counted in the metrics once the broker has acknowledged them.
         self._sent: Counter[tuple[str, str | None]] = Counter()
         self._consumed = self.metrics.consumed.labels(spec.name, spec.input_topic)
         self._handler_seconds = self.metrics.handler_seconds.labels(spec.name)
@@ -199,10 +212,12 @@ class Runner:
                 messages = self._messages_in_hand(wait=self._in_flight is None)
                 if messages:
                     self._process_batch(messages)
-                elif self._in_flight is not None:
-                    self._complete_in_flight()
-                else:
+                elif self._in_flight is None:
                     self.output.serve_events()
+                elif self.output.wait_for_acknowledgements(ACKNOWLEDGEMENT_CHECK_SECONDS) and (
+                    self._commit_would_not_wait()
+                ):
+                    self._complete_in_flight()
             self._complete_in_flight()
         finally:
             self._close()
@@ -263,23 +278,26 @@ class Runner:
             if self._complete_in_flight(also_unfinished=origins or _origins(consumed)):
                 self._pause.retry_later(self.consumer, origins or _origins(consumed), error)
             return
-        # This batch was handled while the previous one's outputs were on their way to the broker.
-        if not self._complete_in_flight(also_unfinished=origins):
-            return
         try:
             self._produce(results)
         except OutputsNotAcknowledged as error:
+            # What is in flight went through the same producer, which forgets it: it is retried too.
+            unfinished = [*self._in_flight.origins, *origins] if self._in_flight is not None else origins
+            self._in_flight = None
             self._sent.clear()
             self.output.abandon(error)
-            self._pause.retry_later(self.consumer, origins, error)
+            self._pause.retry_later(self.consumer, unfinished, error)
             return
-        self._in_flight = InFlight(results, origins)
-        if self.transactional:
+        if self._in_flight is None:
+            self._in_flight = InFlight(results, origins)
+        else:
+            self._in_flight.add(results, origins)
+        if self._in_flight.batches >= self._batches_in_flight:
             self._complete_in_flight()
 
     def _complete_in_flight(self, also_unfinished: Sequence[Origin] = ()) -> bool:
-        """Waits for the broker to acknowledge the outputs of the batch in flight, then commits its
-        offsets. False if they were not acknowledged: that batch, and the messages of
+        """Waits for the broker to acknowledge the outputs of the batches in flight, then commits
+        their offsets. False if they were not acknowledged: those batches, and the messages of
         `also_unfinished` (handled since, not produced), are rewound and retried after a pause."""
         batch, self._in_flight = self._in_flight, None
         if batch is None:
@@ -392,7 +410,7 @@ class Runner:
             # Two commits in flight at most: while both are unanswered, this one waits. (An answer is
             # only seen at the next consume, after the next batch is produced: with one, nearly
             # every commit waited for a round trip.)
-            asynchronous = self._commits_sent - self._commits_answered < COMMITS_IN_FLIGHT
+            asynchronous = self._commit_would_not_wait()
             try:
                 self._commits_sent += 1
                 if asynchronous:
@@ -405,6 +423,9 @@ class Runner:
                 return
             for offset in offsets:
                 self._uncertain_commits[(offset.topic, offset.partition)] = offset.offset
+
+    def _commit_would_not_wait(self) -> bool:
+        return self._commits_sent - self._commits_answered < COMMITS_IN_FLIGHT
 
     def _on_commit(self, error: KafkaError | None, _partitions: list[TopicPartition]) -> None:
         self._commits_answered += 1
@@ -453,7 +474,7 @@ class Runner:
         self._pause.on_assign(consumer, partitions)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # The batch in flight is acknowledged and committed first; then revoked partitions have
+        # The batches in flight are acknowledged and committed first; then revoked partitions have
         # nothing pending but an asynchronous commit, confirmed here so that the next owner starts
         # after it.
         log(logger, "partitions_revoked", worker=self.spec.name, partitions=_describe(partitions))
@@ -471,8 +492,8 @@ class Runner:
         self._confirm_commits(partitions)
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Another member owns them already: their offsets are no longer ours to commit, nor the
-        # batch in flight's (its outputs are sent; the next owner reads it again).
+        # Another member owns them already: their offsets are no longer ours to commit, nor those
+        # of the batches in flight (their outputs are sent; the next owner reads them again).
         if self._in_flight is not None:
             self._in_flight = None
             self._sent.clear()

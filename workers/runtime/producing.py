@@ -93,6 +93,11 @@ class KafkaOutput:
                 fatal=any(error.fatal() for error in errors),
             )
 
+    def wait_for_acknowledgements(self, timeout: float) -> bool:
+        """Sends what is queued at once and waits up to `timeout` for the broker to acknowledge
+        everything sent; True if it has, or if something failed (`acknowledge` then says what)."""
+        return self._producer.flush(timeout) == 0 or bool(self._errors)
+
     def send_and_acknowledge(
         self, messages: Iterable[tuple[str, bytes | None, bytes | None, Headers]], timeout: float
     ) -> None:
