@@ -45,6 +45,9 @@ def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "isolation.level": "read_committed",
+        # librdkafka's default prefetch (64 MB, overshot by a fetch) is most of a worker's memory
+        # when it reads a backlog; 16 MB is tens of thousands of messages, far more than a batch.
+        "queued.max.messages.kbytes": 16384,
         "statistics.interval.ms": settings.runtime.statistics_interval_ms,
         **extra,
     }
