@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.json_changes import EVENT_IDS, TIMESTAMPS, delete_at, edit_text, json_values, set_at
+from tests.support.json_changes import TIMESTAMPS, changed_json, json_values
 from tests.support.messages import StoredMessage
 from workers.band_router.policy import Policy, load_policy, parse_policy
 from workers.band_router.routing import route, route_plain
@@ -274,36 +274,17 @@ FIELD_PATHS = [
 ]
 
 
+def changed_score(draw: st.DrawFn, document: dict[str, Any]) -> None:
+    label = draw(st.sampled_from(sorted(document["scores"])))
+    document["scores"][label] = draw(json_values() | st.sampled_from([1.5, -0.1, 1e400, -1e400]))
+
+
 @st.composite
 def mutated_json(draw: st.DrawFn) -> bytes:
-    """A prediction's JSON with one thing changed: most are invalid, some are valid in a form
-    `to_json` never writes."""
+    """A prediction's JSON with one thing changed (`changed_json`), or one of its scores."""
     document = json.loads(to_json(draw(routable_predictions)))
-    path = draw(st.sampled_from(FIELD_PATHS))
-    change = draw(
-        st.sampled_from(
-            ["delete", "replace", "unknown field", "score", "timestamp", "event id", "null", "text"]
-        )
-    )
-    if change == "delete":
-        delete_at(document, path)
-    elif change == "replace":
-        set_at(document, path, draw(json_values()))
-    elif change == "unknown field":
-        set_at(document, (*path[:-1], "extra"), draw(json_values()))
-    elif change == "score":
-        label = draw(st.sampled_from(sorted(document["scores"])))
-        document["scores"][label] = draw(json_values() | st.sampled_from([1.5, -0.1, 1e400, -1e400]))
-    elif change == "timestamp":
-        document["occurred_at"] = draw(st.sampled_from(TIMESTAMPS))
-    elif change == "event id":
-        document["event_id"] = draw(st.sampled_from(EVENT_IDS))
-    elif change == "null":
-        set_at(document, path, None)
-    text = json.dumps(document, ensure_ascii=draw(st.booleans()))
-    if change == "text":
-        text = edit_text(draw, text, '"task": "moderation", "task": "intent"')
-    return text.encode("utf-8", "surrogatepass")
+    duplicate = '"task": "moderation", "task": "intent"'
+    return changed_json(draw, document, FIELD_PATHS, duplicate, {"score": changed_score})
 
 
 @settings(max_examples=600)

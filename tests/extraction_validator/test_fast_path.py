@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.json_changes import EVENT_IDS, TIMESTAMPS, delete_at, edit_text, json_values, set_at
+from tests.support.json_changes import changed_json, json_values
 from tests.support.messages import StoredMessage
 from workers.contracts import EventCodec, Extraction, ReviewTask, ValidExtraction
 from workers.contracts.plain import PlainExtraction
@@ -128,29 +128,9 @@ FIELD_PATHS = [
 
 @st.composite
 def changed_extraction_json(draw: st.DrawFn) -> bytes:
-    """A sample extraction's JSON with one thing changed: most are invalid, some are valid in a form
-    `to_json` never writes."""
+    """A sample extraction's JSON with one thing changed (`changed_json`)."""
     document = json.loads(draw(st.sampled_from(SAMPLE_LINES)))
-    path = draw(st.sampled_from(FIELD_PATHS))
-    change = draw(
-        st.sampled_from(["delete", "replace", "unknown field", "timestamp", "event id", "null", "text"])
-    )
-    if change == "delete":
-        delete_at(document, path)
-    elif change == "replace":
-        set_at(document, path, draw(json_values()))
-    elif change == "unknown field":
-        set_at(document, (*path[:-1], "extra"), draw(json_values()))
-    elif change == "timestamp":
-        document["occurred_at"] = draw(st.sampled_from(TIMESTAMPS))
-    elif change == "event id":
-        document["event_id"] = draw(st.sampled_from(EVENT_IDS))
-    elif change == "null":
-        set_at(document, path, None)
-    text = json.dumps(document, ensure_ascii=draw(st.booleans()))
-    if change == "text":
-        text = edit_text(draw, text, '"schema_version": "1", "schema_version": "2"')
-    return text.encode("utf-8", "surrogatepass")
+    return changed_json(draw, document, FIELD_PATHS, '"schema_version": "1", "schema_version": "2"')
 
 
 @settings(max_examples=400)

@@ -20,7 +20,7 @@ from psycopg.types.json import Jsonb
 from tests.contracts.strategies import records
 from tests.feedback_triage.conftest import StoreFactory
 from tests.feedback_triage.events import feedback
-from tests.support.json_changes import EVENT_IDS, TIMESTAMPS, delete_at, edit_text, json_values, set_at
+from tests.support.json_changes import changed_json, json_values
 from tests.support.messages import StoredMessage
 from workers.contracts import EventCodec, Feedback, Rating, ReviewTask, encode, to_json
 from workers.contracts.plain import PlainFeedback
@@ -120,50 +120,24 @@ RATINGS = ["up", "down", "UP", "Down", " up", "", 1, True, None]
 CONTEXT_FIELDS = ["doc_id", "text", "score", "extra"]
 
 
+def changed_rating(draw: st.DrawFn, document: dict[str, Any]) -> None:
+    document["rating"] = draw(st.sampled_from(RATINGS))
+
+
+def added_context(draw: st.DrawFn, document: dict[str, Any]) -> None:
+    context = {"doc_id": "kb-1", "text": "t", "score": 0.5}
+    value = draw(json_values() | st.sampled_from([1e400, -1e400, 7, -0.0, 1e308]))
+    context[draw(st.sampled_from(CONTEXT_FIELDS))] = value
+    document["contexts"] = [*document["contexts"], context]
+
+
 @st.composite
 def changed_feedback_json(draw: st.DrawFn) -> bytes:
-    """A feedback event's JSON with one thing changed: most are invalid, some are valid in a form
-    `to_json` never writes."""
+    """A feedback event's JSON with one thing changed (`changed_json`), its rating, or a context."""
     document = json.loads(to_json(draw(records(Feedback))))
-    path = draw(st.sampled_from(FIELD_PATHS))
-    change = draw(
-        st.sampled_from(
-            [
-                "delete",
-                "replace",
-                "unknown field",
-                "rating",
-                "context",
-                "timestamp",
-                "event id",
-                "null",
-                "text",
-            ]
-        )
-    )
-    if change == "delete":
-        delete_at(document, path)
-    elif change == "replace":
-        set_at(document, path, draw(json_values()))
-    elif change == "unknown field":
-        set_at(document, (*path[:-1], "extra"), draw(json_values()))
-    elif change == "rating":
-        document["rating"] = draw(st.sampled_from(RATINGS))
-    elif change == "context":
-        context = {"doc_id": "kb-1", "text": "t", "score": 0.5}
-        value = draw(json_values() | st.sampled_from([1e400, -1e400, 7, -0.0, 1e308]))
-        context[draw(st.sampled_from(CONTEXT_FIELDS))] = value
-        document["contexts"] = [*document["contexts"], context]
-    elif change == "timestamp":
-        document["occurred_at"] = draw(st.sampled_from(TIMESTAMPS))
-    elif change == "event id":
-        document["event_id"] = draw(st.sampled_from(EVENT_IDS))
-    elif change == "null":
-        set_at(document, path, None)
-    text = json.dumps(document, ensure_ascii=draw(st.booleans()))
-    if change == "text":
-        text = edit_text(draw, text, '"rating": "up", "rating": "down"')
-    return text.encode("utf-8", "surrogatepass")
+    duplicate = '"rating": "up", "rating": "down"'
+    own = {"rating": changed_rating, "context": added_context}
+    return changed_json(draw, document, FIELD_PATHS, duplicate, own)
 
 
 @settings(max_examples=600)

@@ -3,6 +3,8 @@ time and of a UUID that Pydantic reads but `to_json` never writes, and edits at 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from hypothesis import strategies as st
@@ -92,3 +94,42 @@ def edit_text(draw: st.DrawFn, text: str, duplicate: str) -> str:
     if edit == "cut":
         return text[: draw(st.integers(0, len(text) - 1))]
     return text + "x"
+
+
+Change = Callable[[st.DrawFn, dict[str, Any]], None]
+"""A change of an event's own to its JSON document, drawing what it needs."""
+
+
+def changed_json(
+    draw: st.DrawFn,
+    document: dict[str, Any],
+    paths: Sequence[tuple[str, ...]],
+    duplicate: str,
+    own: Mapping[str, Change] | None = None,
+) -> bytes:
+    """An event's JSON `document` with one thing changed, at one of its field `paths` or as text
+    (`edit_text`, with `duplicate`), or by one of the event's `own` changes: most are invalid, some
+    are valid in a form `to_json` never writes."""
+    own = own or {}
+    path = draw(st.sampled_from(paths))
+    change = draw(
+        st.sampled_from(["delete", "replace", "unknown field", "timestamp", "event id", "null", "text", *own])
+    )
+    if change in own:
+        own[change](draw, document)
+    elif change == "delete":
+        delete_at(document, path)
+    elif change == "replace":
+        set_at(document, path, draw(json_values()))
+    elif change == "unknown field":
+        set_at(document, (*path[:-1], "extra"), draw(json_values()))
+    elif change == "timestamp":
+        document["occurred_at"] = draw(st.sampled_from(TIMESTAMPS))
+    elif change == "event id":
+        document["event_id"] = draw(st.sampled_from(EVENT_IDS))
+    elif change == "null":
+        set_at(document, path, None)
+    text = json.dumps(document, ensure_ascii=draw(st.booleans()))
+    if change == "text":
+        text = edit_text(draw, text, duplicate)
+    return text.encode("utf-8", "surrogatepass")

@@ -68,22 +68,16 @@ class PlainItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=Fals
     metadata: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-class PlainPrediction(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
-    EVENT_TYPE: ClassVar[type[Event]] = Prediction
-    AVRO_NAME: ClassVar[str] = Prediction.AVRO_NAME
+class _PlainSourceEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    """What the plain mirrors of input events share: their id (the key) and their time."""
 
     event_id: UuidText
     occurred_at: AwareDatetime
-    source: str
-    task: str
-    model: PlainModelInfo
-    item: PlainItem
-    scores: Annotated[dict[str, PlainProbability], msgspec.Meta(min_length=1)]
-    trace_id: str | None = None
-    ground_truth: str | None = None
 
     def __post_init__(self) -> None:
-        _refuse_calendar_ends(self.occurred_at)
+        # Pydantic moves the time to UTC, which fails at the ends of the calendar; it says why.
+        if not 1 < self.occurred_at.year < 9999:
+            raise ValueError("a year at the end of the calendar")
 
     @property
     def key(self) -> str:
@@ -94,10 +88,17 @@ class PlainPrediction(msgspec.Struct, frozen=True, forbid_unknown_fields=True, g
         return self.occurred_at
 
 
-def _refuse_calendar_ends(occurred_at: datetime) -> None:
-    # Pydantic moves the time to UTC, which fails at the ends of the calendar; it says why.
-    if not 1 < occurred_at.year < 9999:
-        raise ValueError("a year at the end of the calendar")
+class PlainPrediction(_PlainSourceEvent, frozen=True, forbid_unknown_fields=True, gc=False):
+    EVENT_TYPE: ClassVar[type[Event]] = Prediction
+    AVRO_NAME: ClassVar[str] = Prediction.AVRO_NAME
+
+    source: str
+    task: str
+    model: PlainModelInfo
+    item: PlainItem
+    scores: Annotated[dict[str, PlainProbability], msgspec.Meta(min_length=1)]
+    trace_id: str | None = None
+    ground_truth: str | None = None
 
 
 class PlainRetrievedContext(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
@@ -107,12 +108,10 @@ class PlainRetrievedContext(msgspec.Struct, frozen=True, forbid_unknown_fields=T
     """Finite, as the model's: msgspec refuses a number beyond a float's range, and JSON has no NaN."""
 
 
-class PlainFeedback(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+class PlainFeedback(_PlainSourceEvent, frozen=True, forbid_unknown_fields=True, gc=False):
     EVENT_TYPE: ClassVar[type[Event]] = Feedback
     AVRO_NAME: ClassVar[str] = Feedback.AVRO_NAME
 
-    event_id: UuidText
-    occurred_at: AwareDatetime
     session_id: str
     question: str
     answer: str
@@ -123,45 +122,21 @@ class PlainFeedback(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=
     user_id: str | None = None
     prompt_version: str | None = None
 
-    def __post_init__(self) -> None:
-        _refuse_calendar_ends(self.occurred_at)
-
-    @property
-    def key(self) -> str:
-        return self.event_id
-
-    @property
-    def event_time(self) -> datetime:
-        return self.occurred_at
-
 
 class PlainDocument(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     id: str
     text: str
 
 
-class PlainExtraction(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+class PlainExtraction(_PlainSourceEvent, frozen=True, forbid_unknown_fields=True, gc=False):
     EVENT_TYPE: ClassVar[type[Event]] = Extraction
     AVRO_NAME: ClassVar[str] = Extraction.AVRO_NAME
 
-    event_id: UuidText
-    occurred_at: AwareDatetime
     document: PlainDocument
     schema_name: str
     schema_version: str
     raw_output: str
     model: PlainModelInfo
-
-    def __post_init__(self) -> None:
-        _refuse_calendar_ends(self.occurred_at)
-
-    @property
-    def key(self) -> str:
-        return self.event_id
-
-    @property
-    def event_time(self) -> datetime:
-        return self.occurred_at
 
 
 class PlainValidExtraction(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
