@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.fast_path import MAX_OUTPUT_BYTES, handled_both_ways, produced_or_dead_letter
 from tests.support.json_changes import TIMESTAMPS, changed_json, json_values
 from tests.support.messages import StoredMessage
 from workers.band_router.policy import Policy, load_policy, parse_policy
@@ -170,7 +171,6 @@ high = 0.5
 """
 )
 POLICIES = {"repository": POLICY, "audit-all": AUDIT_ALL}
-MAX_OUTPUT_BYTES = 1_000_000
 LABELS = st.sampled_from(["toxic", "ok", "spam", "self_harm", "cancel_subscription"]) | st.text(max_size=4)
 SCORES = st.floats(0.0, 1.0) | st.sampled_from([0.0, 0.4, 0.5, 0.8, 1.0, -0.0])
 MODELS = st.builds(
@@ -217,10 +217,7 @@ def band_router_spec(
 Outcome = tuple[str, Any]
 
 
-def outcome_of(result: MessageResult) -> Outcome:
-    if result.rejection is not None:
-        return ("dead letter", (result.rejection.reason, str(result.rejection.error)))
-    return ("produced", [(e.topic, e.key, e.value) for e in result.encoded])
+outcome_of = produced_or_dead_letter
 
 
 def both_paths(
@@ -231,11 +228,7 @@ def both_paths(
 ) -> tuple[MessageResult, MessageResult]:
     """The message handled by the runtime with the fast path, and by the reference path alone."""
     message: Any = consumed(value, JSON if headers is None else headers)
-    router = band_router_spec(policy, **spec)
-    fast = BatchHandler(router, EventCodec(), MAX_OUTPUT_BYTES)(message)
-    reference = BatchHandler(router, EventCodec(fast=False), MAX_OUTPUT_BYTES)(message)
-    assert reference.processed is not None or reference.rejection is not None
-    return fast, reference
+    return handled_both_ways(band_router_spec(policy, **spec), message)
 
 
 def took_fast_path(result: MessageResult) -> bool:
@@ -335,9 +328,7 @@ def test_a_fast_handler_that_declines_or_fails_leaves_the_message_to_the_handler
 
 def test_an_output_too_large_is_the_reference_dead_letter() -> None:
     message: Any = consumed(sample_prediction_json(), JSON)
-    router = band_router_spec(POLICY)
-    fast = BatchHandler(router, EventCodec(), 100)(message)
-    reference = BatchHandler(router, EventCodec(fast=False), 100)(message)
+    fast, reference = handled_both_ways(band_router_spec(POLICY), message, max_output_bytes=100)
 
     assert fast.rejection is not None and fast.rejection.reason == "output_too_large"
     assert outcome_of(fast) == outcome_of(reference)

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.fast_path import MAX_OUTPUT_BYTES, handled_both_ways, produced_or_dead_letter
 from tests.support.json_changes import changed_json, json_values
 from tests.support.messages import StoredMessage
 from workers.contracts import EventCodec, Extraction, ReviewTask, ValidExtraction
@@ -28,7 +29,6 @@ NOW = datetime(2026, 3, 1, 9, 30, 15, 250000, tzinfo=UTC)
 JSON = [("content-type", b"application/json")]
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "extractions.jsonl"
 SAMPLE_LINES = [line for line in SAMPLES.read_text().splitlines() if line.strip()]
-MAX_OUTPUT_BYTES = 1_000_000
 SCHEMAS = ExtractionSchemas.from_modules(["workers.extraction_validator.examples"])
 SPEC = WorkerSpec(
     name="extraction-validator",
@@ -42,20 +42,14 @@ SPEC = WorkerSpec(
 
 def both_paths(value: bytes, headers: list[tuple[str, bytes]] = JSON) -> tuple[MessageResult, MessageResult]:
     message: Any = StoredMessage(value, headers, key=b"k", topic="extractions", offset=3)
-    fast = BatchHandler(SPEC, EventCodec(), MAX_OUTPUT_BYTES)(message)
-    reference = BatchHandler(SPEC, EventCodec(fast=False), MAX_OUTPUT_BYTES)(message)
-    assert reference.processed is not None or reference.rejection is not None
-    return fast, reference
+    return handled_both_ways(SPEC, message)
 
 
 def took_fast_path(result: MessageResult) -> bool:
     return result.rejection is None and result.processed is None
 
 
-def outcome_of(result: MessageResult) -> tuple[str, Any]:
-    if result.rejection is not None:
-        return ("dead letter", (result.rejection.reason, str(result.rejection.error)))
-    return ("produced", [(e.topic, e.key, e.value) for e in result.encoded])
+outcome_of = produced_or_dead_letter
 
 
 def test_every_bundled_sample_takes_the_fast_path_to_the_reference_bytes() -> None:

@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 from tests.contracts.strategies import records
 from tests.feedback_triage.conftest import StoreFactory
 from tests.feedback_triage.events import feedback
+from tests.support.fast_path import MAX_OUTPUT_BYTES, handled_both_ways, produced_or_dead_letter
 from tests.support.json_changes import changed_json, json_values
 from tests.support.messages import StoredMessage
 from workers.contracts import EventCodec, Feedback, Rating, ReviewTask, encode, to_json
@@ -32,7 +33,6 @@ from workers.runtime.worker import FastPath, Origin, Processed, WorkerSpec
 NOW = datetime(2026, 3, 1, 9, 30, 15, 250000, tzinfo=UTC)
 JSON = [("content-type", b"application/json")]
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "feedback.jsonl"
-MAX_OUTPUT_BYTES = 1_000_000
 # Rates at which every thumbs-up is sampled, none is, and some are.
 RATES = st.sampled_from([0.0, 0.3, 1.0])
 
@@ -65,11 +65,7 @@ def consumed(value: bytes, headers: list[tuple[str, bytes]]) -> Any:
 def both_paths(
     store: FeedbackStore, value: bytes, rate: float = 0.3, headers: list[tuple[str, bytes]] = JSON
 ) -> tuple[MessageResult, MessageResult]:
-    spec = triage_spec(store, rate)
-    message = consumed(value, headers)
-    fast = BatchHandler(spec, EventCodec(), MAX_OUTPUT_BYTES)(message)
-    reference = BatchHandler(spec, EventCodec(fast=False), MAX_OUTPUT_BYTES)(message)
-    return fast, reference
+    return handled_both_ways(triage_spec(store, rate), consumed(value, headers))
 
 
 def took_fast_path(result: MessageResult) -> bool:
@@ -83,7 +79,7 @@ def outcome_of(result: MessageResult) -> Outcome:
     """What the runtime does with the message: its outputs and the row the sink writes, or its
     dead letter."""
     if result.rejection is not None:
-        return ("dead letter", (result.rejection.reason, str(result.rejection.error)))
+        return produced_or_dead_letter(result)
     assert result.processed is not None
     row = tuple(value.obj if isinstance(value, Jsonb) else value for value in feedback_row(result.processed))
     return ("produced", [(e.topic, e.key, e.value) for e in result.encoded], row)
