@@ -27,7 +27,8 @@ FAULTS_STACK_ENV := HITL_STACK_DIR=$(CURDIR)/.stack/faults HITL_STACK_CACHE=$(CU
 FAULTS_STACK := env $(FAULTS_STACK_ENV) $(STACK)
 FAULTS_LOG := artifacts/test-faults.log
 
-# The editable install builds the Avro writer's C extension in place: a change to it installs again.
+# The editable install builds the Avro writer's and reader's C extension in place: a change to it
+# installs again.
 $(VENV)/.installed: pyproject.toml setup.py workers/contracts/_avro_speedups.c
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip

@@ -1,7 +1,8 @@
-"""The compiled part of the package: the Avro writer's C extension (`workers/contracts/avro_program.py`).
+"""The compiled part of the package: the C extension of the Avro writer and reader
+(`workers/contracts/avro_program.py`, `avro_read_program.py`).
 
 Everything else is declared in pyproject.toml. The extension is optional: without a C compiler
-(or Python's headers) the build goes on without it, and the Python writer is used.
+(or Python's headers) the build goes on without it, and the Python writer and fastavro are used.
 """
 
 from setuptools import Extension, setup

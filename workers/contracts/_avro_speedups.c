@@ -1,15 +1,24 @@
-/* The compiled Avro writer: runs a program that `avro_program.py` builds from a parsed schema.
+/* The compiled Avro writer and reader: each runs a program that `avro_program.py` (writing) or
+ * `avro_read_program.py` (reading) builds from a parsed schema.
  *
  * A program is a tree of tuples, one per schema node, whose first item is the operation
- * (the OP_* numbers below, mirrored in avro_program.py). Writer(program, unwritable, uuid_type,
- * epoch)(value, out) appends to the bytearray `out` exactly what the Python writer appends, or
- * raises `unwritable` (avro_writer.Unwritable) for any value it is not sure of, after which the
- * codec takes the reference path. It never guesses: an integer beyond 64 bits, a string that is
+ * (the OP_* numbers below, mirrored in the two Python modules). Writer(program, unwritable,
+ * uuid_type, epoch)(value, out) appends to the bytearray `out` exactly what the Python writer
+ * appends, or raises `unwritable` (avro_writer.Unwritable) for any value it is not sure of, after
+ * which the codec takes the reference path. It never guesses: an integer beyond 64 bits, a string that is
  * not UTF-8, a dict subclass, a datetime without an offset all raise `unwritable`.
+ *
+ * Reader(program, malformed)(value, offset) reads the body at value[offset:] into what fastavro's
+ * schemaless_reader returns for it (dicts, lists, str, bytes, int, float, bool, None, aware UTC
+ * datetimes), or raises `malformed` for a body that is not exactly one record of its schema. It
+ * reads only within the bytes object, and refuses some bodies fastavro reads leniently (see
+ * avro_read_program.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <datetime.h>
+#include <limits.h>
+#include <stddef.h>
 #include <string.h>
 
 enum {
@@ -29,7 +38,11 @@ enum {
     OP_MAP = 13,        /* (13, value_program) */
     OP_OPTIONAL = 14,   /* (14, null_index or -1, other_index, other_program) */
     OP_RECORDS = 15,    /* (15, null_index or -1, {AVRO_NAME: (index, program)}) */
+    OP_UNION = 16,      /* read programs only: (16, (program, ...)) */
 };
+/* Read programs use OP_NULL to OP_STRING, OP_TIMESTAMP_MICROS, OP_ARRAY and OP_MAP as above, and
+ * (OP_ENUM, (symbol, ...)), (OP_RECORD, ((field name, program), ...)) and OP_UNION; a uuid is read
+ * as its text, by OP_STRING. */
 
 #define MAX_DEPTH 64
 #define INLINE_BYTES 2048
@@ -56,8 +69,8 @@ static int unwritable(Writer *w, const char *message) {
     return -1;
 }
 
-/* Any error raised while reading a value becomes `unwritable`, with the original as its cause. */
-static int as_unwritable(Writer *w) {
+/* The error being raised becomes one of `error_type`, with the original as its cause. */
+static int reraise_as(PyObject *error_type) {
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
     PyErr_NormalizeException(&type, &value, &traceback);
@@ -65,7 +78,7 @@ static int as_unwritable(Writer *w) {
     if (text == NULL) {
         PyErr_Clear();
     }
-    PyObject *error = PyObject_CallOneArg(w->unwritable, text != NULL ? text : Py_None);
+    PyObject *error = PyObject_CallOneArg(error_type, text != NULL ? text : Py_None);
     Py_XDECREF(text);
     if (error != NULL) {
         if (value != NULL) {
@@ -79,6 +92,11 @@ static int as_unwritable(Writer *w) {
     Py_XDECREF(type);
     Py_XDECREF(traceback);
     return -1;
+}
+
+/* Any error raised while reading a value becomes `unwritable`, with the original as its cause. */
+static int as_unwritable(Writer *w) {
+    return reraise_as(w->unwritable);
 }
 
 static int reserve(Buffer *buffer, Py_ssize_t extra) {
@@ -667,10 +685,507 @@ static PyTypeObject WriterType = {
     .tp_dealloc = (destructor)Writer_dealloc,
 };
 
+/* -- the Reader -------------------------------------------------------------------------------- */
+
+#define MICROS_PER_DAY 86400000000LL
+/* Days from 1970-01-01 to 0001-01-01 and to 9999-12-31, the ends of Python's datetime. */
+#define FIRST_DAY (-719162LL)
+#define LAST_DAY 2932896LL
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *program;
+    PyObject *malformed;
+} Reader;
+
+typedef struct {
+    const unsigned char *at;
+    const unsigned char *end;
+    PyObject *malformed;
+} Input;
+
+static int malformed(Input *in, const char *message) {
+    PyErr_SetString(in->malformed, message);
+    return -1;
+}
+
+static inline Py_ssize_t bytes_left(Input *in) {
+    return in->end - in->at;
+}
+
+/* A zigzag varint of at most 10 bytes, whose 10th byte holds the 64th bit only. */
+static int read_long(Input *in, long long *value) {
+    unsigned long long n = 0;
+    for (int shift = 0; shift <= 63; shift += 7) {
+        if (in->at >= in->end) {
+            return malformed(in, "the body ends early");
+        }
+        unsigned char byte = *in->at++;
+        if (shift == 63 && byte > 1) {
+            return malformed(in, byte & 0x80 ? "a varint longer than 10 bytes" : "a varint beyond 64 bits");
+        }
+        n |= (unsigned long long)(byte & 0x7F) << shift;
+        if (!(byte & 0x80)) {
+            *value = (long long)((n >> 1) ^ (0 - (n & 1)));
+            return 0;
+        }
+    }
+    return malformed(in, "a varint longer than 10 bytes"); /* not reached: the 10th byte ends it */
+}
+
+/* The length of a string or bytes, then its bytes, which must all be in the body. */
+static int read_span(Input *in, const char **start, Py_ssize_t *size) {
+    long long length;
+    if (read_long(in, &length) < 0) {
+        return -1;
+    }
+    if (length < 0) {
+        return malformed(in, "a negative length");
+    }
+    if (length > bytes_left(in)) {
+        return malformed(in, "the body ends early");
+    }
+    *start = (const char *)in->at;
+    *size = (Py_ssize_t)length;
+    in->at += length;
+    return 0;
+}
+
+static PyObject *read_string(Input *in) {
+    const char *start;
+    Py_ssize_t size;
+    if (read_span(in, &start, &size) < 0) {
+        return NULL;
+    }
+    PyObject *text = PyUnicode_DecodeUTF8(start, size, NULL);
+    if (text == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        reraise_as(in->malformed);
+    }
+    return text;
+}
+
+static PyObject *read_bytes(Input *in) {
+    const char *start;
+    Py_ssize_t size;
+    if (read_span(in, &start, &size) < 0) {
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize(start, size);
+}
+
+static PyObject *read_fixed_float(Input *in, int size) {
+    if (bytes_left(in) < size) {
+        malformed(in, "the body ends early");
+        return NULL;
+    }
+    const char *start = (const char *)in->at;
+    in->at += size;
+    double number = size == 8 ? PyFloat_Unpack8(start, 1) : PyFloat_Unpack4(start, 1);
+    if (number == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    return PyFloat_FromDouble(number);
+}
+
+static PyObject *read_boolean(Input *in) {
+    if (in->at >= in->end) {
+        malformed(in, "the body ends early");
+        return NULL;
+    }
+    unsigned char byte = *in->at++;
+    if (byte > 1) {
+        malformed(in, "a boolean byte other than 0 or 1");
+        return NULL;
+    }
+    return PyBool_FromLong(byte);
+}
+
+/* fastavro's datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=n), built from the
+ * civil date of the day (H. Hinnant's days_from_civil inverse) without the arithmetic objects. */
+static PyObject *read_timestamp_micros(Input *in) {
+    long long micros;
+    if (read_long(in, &micros) < 0) {
+        return NULL;
+    }
+    long long days = micros / MICROS_PER_DAY, rest = micros % MICROS_PER_DAY;
+    if (rest < 0) {
+        rest += MICROS_PER_DAY;
+        days--;
+    }
+    if (days < FIRST_DAY || days > LAST_DAY) {
+        malformed(in, "a time outside the years 1 to 9999");
+        return NULL;
+    }
+    long long z = days + 719468; /* days since 0000-03-01, positive from year 1 on */
+    long long era = z / 146097, day_of_era = z % 146097;
+    long long year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
+    long long day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    long long month_from_march = (5 * day_of_year + 2) / 153;
+    int day = (int)(day_of_year - (153 * month_from_march + 2) / 5 + 1);
+    int month = (int)(month_from_march < 10 ? month_from_march + 3 : month_from_march - 9);
+    int year = (int)(year_of_era + era * 400 + (month <= 2));
+    long long seconds = rest / 1000000;
+    return PyDateTimeAPI->DateTime_FromDateAndTime(year, month, day, (int)(seconds / 3600), (int)(seconds / 60 % 60),
+                                                   (int)(seconds % 60), (int)(rest % 1000000),
+                                                   PyDateTime_TimeZone_UTC, PyDateTimeAPI->DateTimeType);
+}
+
+/* An index into the `count` symbols of an enum or members of a union. */
+static int read_index(Input *in, Py_ssize_t count, const char *negative, const char *beyond, Py_ssize_t *index) {
+    long long value;
+    if (read_long(in, &value) < 0) {
+        return -1;
+    }
+    if (value < 0) {
+        return malformed(in, negative);
+    }
+    if (value >= count) {
+        return malformed(in, beyond);
+    }
+    *index = (Py_ssize_t)value;
+    return 0;
+}
+
+static PyObject *read_value(Input *in, PyObject *op, int depth);
+
+static PyObject *read_record(Input *in, PyObject *fields, int depth) {
+    PyObject *record = PyDict_New();
+    if (record == NULL) {
+        return NULL;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(fields);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *field = PyTuple_GET_ITEM(fields, i);
+        PyObject *value = read_value(in, PyTuple_GET_ITEM(field, 1), depth);
+        if (value == NULL) {
+            Py_DECREF(record);
+            return NULL;
+        }
+        int result = PyDict_SetItem(record, PyTuple_GET_ITEM(field, 0), value);
+        Py_DECREF(value);
+        if (result < 0) {
+            Py_DECREF(record);
+            return NULL;
+        }
+    }
+    return record;
+}
+
+/* The head of a block of an array or a map: its count of items, and for a negative count the
+ * block's size in bytes, where the block must end (`*block_end`, else NULL). Every item takes a
+ * byte at least (avro_read_program gives no program an array of items that take none), so a count
+ * beyond the bytes left is refused before anything is read. */
+static int read_block_head(Input *in, long long *count, const unsigned char **block_end) {
+    *block_end = NULL;
+    if (read_long(in, count) < 0) {
+        return -1;
+    }
+    if (*count < 0) {
+        if (*count == LLONG_MIN) {
+            return malformed(in, "a block count of -2**63");
+        }
+        *count = -*count;
+        long long size;
+        if (read_long(in, &size) < 0) {
+            return -1;
+        }
+        if (size < 0 || size > bytes_left(in)) {
+            return malformed(in, "a block byte size beyond the body");
+        }
+        *block_end = in->at + size;
+    }
+    if (*count > bytes_left(in)) {
+        return malformed(in, "a block count beyond the body");
+    }
+    return 0;
+}
+
+static int end_block(Input *in, const unsigned char *block_end) {
+    if (block_end != NULL && in->at != block_end) {
+        return malformed(in, "a block byte size other than the block's");
+    }
+    return 0;
+}
+
+static PyObject *read_array(Input *in, PyObject *items, int depth) {
+    PyObject *array = PyList_New(0);
+    if (array == NULL) {
+        return NULL;
+    }
+    for (;;) {
+        long long count;
+        const unsigned char *block_end;
+        if (read_block_head(in, &count, &block_end) < 0) {
+            break;
+        }
+        if (count == 0) {
+            return array;
+        }
+        int result = 0;
+        for (long long i = 0; result == 0 && i < count; i++) {
+            PyObject *item = read_value(in, items, depth);
+            if (item == NULL) {
+                result = -1;
+                break;
+            }
+            result = PyList_Append(array, item);
+            Py_DECREF(item);
+        }
+        if (result < 0 || end_block(in, block_end) < 0) {
+            break;
+        }
+    }
+    Py_DECREF(array);
+    return NULL;
+}
+
+static int read_entry(Input *in, PyObject *values, PyObject *map, int depth) {
+    PyObject *key = read_string(in);
+    if (key == NULL) {
+        return -1;
+    }
+    PyObject *value = read_value(in, values, depth);
+    int result = value != NULL ? PyDict_SetItem(map, key, value) : -1;
+    Py_DECREF(key);
+    Py_XDECREF(value);
+    return result;
+}
+
+static PyObject *read_map(Input *in, PyObject *values, int depth) {
+    PyObject *map = PyDict_New();
+    if (map == NULL) {
+        return NULL;
+    }
+    for (;;) {
+        long long count;
+        const unsigned char *block_end;
+        if (read_block_head(in, &count, &block_end) < 0) {
+            break;
+        }
+        if (count == 0) {
+            return map;
+        }
+        int result = 0;
+        for (long long i = 0; result == 0 && i < count; i++) {
+            result = read_entry(in, values, map, depth);
+        }
+        if (result < 0 || end_block(in, block_end) < 0) {
+            break;
+        }
+    }
+    Py_DECREF(map);
+    return NULL;
+}
+
+static PyObject *read_value(Input *in, PyObject *op, int depth) {
+    if (depth >= MAX_DEPTH) {
+        malformed(in, "nested too deep");
+        return NULL;
+    }
+    depth++;
+    Py_ssize_t index;
+    long long number;
+    switch (PyLong_AsLong(PyTuple_GET_ITEM(op, 0))) {
+    case OP_NULL:
+        Py_RETURN_NONE;
+    case OP_BOOLEAN:
+        return read_boolean(in);
+    case OP_LONG:
+        return read_long(in, &number) < 0 ? NULL : PyLong_FromLongLong(number);
+    case OP_FLOAT:
+        return read_fixed_float(in, 4);
+    case OP_DOUBLE:
+        return read_fixed_float(in, 8);
+    case OP_BYTES:
+        return read_bytes(in);
+    case OP_STRING:
+        return read_string(in);
+    case OP_TIMESTAMP_MICROS:
+        return read_timestamp_micros(in);
+    case OP_ENUM: {
+        PyObject *symbols = PyTuple_GET_ITEM(op, 1);
+        if (read_index(in, PyTuple_GET_SIZE(symbols), "a negative enum index", "an enum index out of range",
+                       &index) < 0) {
+            return NULL;
+        }
+        return Py_NewRef(PyTuple_GET_ITEM(symbols, index));
+    }
+    case OP_RECORD:
+        return read_record(in, PyTuple_GET_ITEM(op, 1), depth);
+    case OP_ARRAY:
+        return read_array(in, PyTuple_GET_ITEM(op, 1), depth);
+    case OP_MAP:
+        return read_map(in, PyTuple_GET_ITEM(op, 1), depth);
+    case OP_UNION: {
+        PyObject *members = PyTuple_GET_ITEM(op, 1);
+        if (read_index(in, PyTuple_GET_SIZE(members), "a negative union index", "a union index out of range",
+                       &index) < 0) {
+            return NULL;
+        }
+        return read_value(in, PyTuple_GET_ITEM(members, index), depth);
+    }
+    default:
+        PyErr_SetString(PyExc_SystemError, "an unknown read operation");
+        return NULL;
+    }
+}
+
+static int valid_read_program(PyObject *op, int depth);
+
+static int valid_tuple_of(PyObject *items, int (*valid_item)(PyObject *, int), int depth) {
+    if (!PyTuple_Check(items)) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(items); i++) {
+        if (!valid_item(PyTuple_GET_ITEM(items, i), depth)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Exact str only: a key of a record's dict must hash and compare without running Python code. */
+static int valid_symbol(PyObject *symbol, int depth) {
+    return PyUnicode_CheckExact(symbol);
+}
+
+static int valid_field(PyObject *field, int depth) {
+    return PyTuple_Check(field) && PyTuple_GET_SIZE(field) == 2 && PyUnicode_CheckExact(PyTuple_GET_ITEM(field, 0)) &&
+           valid_read_program(PyTuple_GET_ITEM(field, 1), depth);
+}
+
+/* The reader runs programs without checking their shape: check it once, here. */
+static int valid_read_program(PyObject *op, int depth) {
+    if (depth > MAX_DEPTH || !PyTuple_Check(op) || PyTuple_GET_SIZE(op) < 1 ||
+        !PyLong_Check(PyTuple_GET_ITEM(op, 0))) {
+        return 0;
+    }
+    Py_ssize_t size = PyTuple_GET_SIZE(op);
+    PyObject *operand = size == 2 ? PyTuple_GET_ITEM(op, 1) : NULL;
+    switch (PyLong_AsLong(PyTuple_GET_ITEM(op, 0))) {
+    case OP_NULL:
+    case OP_BOOLEAN:
+    case OP_LONG:
+    case OP_FLOAT:
+    case OP_DOUBLE:
+    case OP_BYTES:
+    case OP_STRING:
+    case OP_TIMESTAMP_MICROS:
+        return size == 1;
+    case OP_ENUM:
+        return operand != NULL && valid_tuple_of(operand, valid_symbol, depth + 1);
+    case OP_RECORD:
+        return operand != NULL && valid_tuple_of(operand, valid_field, depth + 1);
+    case OP_ARRAY:
+    case OP_MAP:
+        return operand != NULL && valid_read_program(operand, depth + 1);
+    case OP_UNION:
+        return operand != NULL && valid_tuple_of(operand, valid_read_program, depth + 1);
+    default:
+        PyErr_Clear(); /* an operation beyond a long */
+        return 0;
+    }
+}
+
+static PyObject *Reader_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    Reader *self = (Reader *)callable;
+    if (PyVectorcall_NARGS(nargsf) != 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) ||
+        !PyBytes_Check(args[0]) || !PyLong_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "Reader(value: bytes, offset: int)");
+        return NULL;
+    }
+    if (self->program == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Reader is not initialised");
+        return NULL;
+    }
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    Py_ssize_t offset = PyLong_AsSsize_t(args[1]);
+    if (offset == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (offset < 0 || offset > size) {
+        PyErr_SetString(PyExc_IndexError, "the offset is outside the value");
+        return NULL;
+    }
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Input in = {data + offset, data + size, self->malformed};
+    PyObject *datum = read_value(&in, self->program, 0);
+    if (datum != NULL && in.at != in.end) {
+        Py_DECREF(datum);
+        PyErr_Format(self->malformed, "%zd bytes left after the record", bytes_left(&in));
+        return NULL;
+    }
+    return datum;
+}
+
+static PyObject *Reader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    Reader *self = (Reader *)PyType_GenericNew(type, args, kwargs);
+    if (self != NULL) {
+        self->vectorcall = Reader_vectorcall;
+    }
+    return (PyObject *)self;
+}
+
+static int Reader_init(Reader *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"program", "malformed", NULL};
+    PyObject *program, *malformed_type;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO", keywords, &program, &malformed_type)) {
+        return -1;
+    }
+    if (!valid_read_program(program, 0)) {
+        PyErr_SetString(PyExc_ValueError, "not a reader program");
+        return -1;
+    }
+    if (!PyExceptionClass_Check(malformed_type)) {
+        PyErr_SetString(PyExc_TypeError, "expected an exception class");
+        return -1;
+    }
+    Py_INCREF(program);
+    Py_INCREF(malformed_type);
+    Py_XSETREF(self->program, program);
+    Py_XSETREF(self->malformed, malformed_type);
+    return 0;
+}
+
+static int Reader_traverse(Reader *self, visitproc visit, void *arg) {
+    Py_VISIT(self->program);
+    Py_VISIT(self->malformed);
+    return 0;
+}
+
+static int Reader_clear(Reader *self) {
+    Py_CLEAR(self->program);
+    Py_CLEAR(self->malformed);
+    return 0;
+}
+
+static void Reader_dealloc(Reader *self) {
+    PyObject_GC_UnTrack(self);
+    Reader_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject ReaderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "workers.contracts._avro_speedups.Reader",
+    .tp_doc = PyDoc_STR("Reader(program, malformed)(value: bytes, offset: int): the record whose Avro body is "
+                        "value[offset:], as fastavro reads it, or raises `malformed`."),
+    .tp_basicsize = sizeof(Reader),
+    .tp_vectorcall_offset = offsetof(Reader, vectorcall),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = Reader_new,
+    .tp_init = (initproc)Reader_init,
+    .tp_call = PyVectorcall_Call,
+    .tp_traverse = (traverseproc)Reader_traverse,
+    .tp_clear = (inquiry)Reader_clear,
+    .tp_dealloc = (destructor)Reader_dealloc,
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "workers.contracts._avro_speedups",
-    .m_doc = "The compiled Avro writer of avro_program.",
+    .m_doc = "The compiled Avro writer of avro_program and reader of avro_read_program.",
     .m_size = -1,
 };
 
@@ -680,16 +1195,15 @@ PyMODINIT_FUNC PyInit__avro_speedups(void) {
         return NULL;
     }
     str_avro_name = PyUnicode_InternFromString("AVRO_NAME");
-    if (str_avro_name == NULL || PyType_Ready(&WriterType) < 0) {
+    if (str_avro_name == NULL || PyType_Ready(&WriterType) < 0 || PyType_Ready(&ReaderType) < 0) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) {
         return NULL;
     }
-    Py_INCREF(&WriterType);
-    if (PyModule_AddObject(m, "Writer", (PyObject *)&WriterType) < 0) {
-        Py_DECREF(&WriterType);
+    if (PyModule_AddObjectRef(m, "Writer", (PyObject *)&WriterType) < 0 ||
+        PyModule_AddObjectRef(m, "Reader", (PyObject *)&ReaderType) < 0) {
         Py_DECREF(m);
         return NULL;
     }
