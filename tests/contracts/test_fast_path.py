@@ -2,10 +2,11 @@
 writes, for every event type, for outputs that embed an event already written (spliced), and for
 values the fast writer hands back to the reference path.
 
-The band-router's fast path (JSON read by msgspec into plain structs, routed on plain values, the
-plain outputs written by the same writer) gives every message exactly what the reference path
-(Pydantic, `route`, fastavro) gives it: the same output bytes for every routable prediction, and
-for every changed or broken one the same outputs or the same dead-letter reason and message."""
+The band-router's fast path (JSON read by msgspec, or Avro of the current schema read by fastavro
+and msgspec, into plain structs, routed on plain values, the plain outputs written by the same
+writer) gives every message exactly what the reference path (Pydantic, `route`, fastavro) gives
+it: the same output bytes for every routable prediction, and for every changed or broken one the
+same outputs or the same dead-letter reason and message."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.avro_changes import AVRO, avro_headers, changed_avro
 from tests.support.fast_path import MAX_OUTPUT_BYTES, handled_both_ways, produced_or_dead_letter
 from tests.support.json_changes import TIMESTAMPS, changed_json, json_values
 from tests.support.messages import StoredMessage
@@ -334,12 +336,39 @@ def test_an_output_too_large_is_the_reference_dead_letter() -> None:
     assert outcome_of(fast) == outcome_of(reference)
 
 
-def test_avro_input_takes_the_reference_path(reference: EventCodec) -> None:
+def test_avro_of_the_current_schema_takes_the_fast_path_to_the_reference_bytes(
+    reference: EventCodec,
+) -> None:
     prediction = reference.decode(sample_prediction_json(), JSON, Prediction)
-    fast, expected = both_paths(reference.encode(prediction), headers=[("content-type", b"avro/binary")])
+    fast, expected = both_paths(reference.encode(prediction), AUDIT_ALL, headers=AVRO)
 
-    assert fast.processed is not None
+    assert took_fast_path(fast)
     assert outcome_of(fast) == outcome_of(expected)
+    assert [e.topic for e in fast.encoded] == ["decisions", "review-tasks"]
+
+
+@settings(max_examples=200)
+@given(prediction=routable_predictions, policy=st.sampled_from(sorted(POLICIES)), headers=avro_headers)
+def test_the_fast_path_produces_the_reference_bytes_for_every_routable_prediction_in_avro(
+    reference: EventCodec, prediction: Prediction, policy: str, headers: list[tuple[str, bytes]]
+) -> None:
+    fast, expected = both_paths(reference.encode(prediction), POLICIES[policy], headers)
+
+    assert outcome_of(fast) == outcome_of(expected)
+    assert took_fast_path(fast) == (expected.rejection is None)
+    assert fast.event_time == expected.event_time
+
+
+@settings(max_examples=400)
+@given(
+    value=changed_avro(routable_predictions), policy=st.sampled_from(sorted(POLICIES)), headers=avro_headers
+)
+def test_a_changed_prediction_in_avro_gets_the_reference_outputs_or_dead_letter_reason(
+    value: bytes, policy: str, headers: list[tuple[str, bytes]]
+) -> None:
+    fast, reference = both_paths(value, POLICIES[policy], headers)
+
+    assert outcome_of(fast) == outcome_of(reference)
 
 
 def test_every_message_the_fast_path_leaves_is_counted() -> None:

@@ -1,5 +1,6 @@
-"""The extraction-validator's fast path (the extraction read by msgspec, its raw output validated by
-the schema's Pydantic model as on the reference path, the outputs written from plain structs)
+"""The extraction-validator's fast path (the extraction read by msgspec from JSON, or by fastavro and
+msgspec from Avro of the current schema, its raw output validated by the schema's Pydantic model as
+on the reference path, the outputs written from plain structs)
 gives every message what the reference path (Pydantic, `validate_extraction`, fastavro) gives it:
 the same bytes of the valid extraction or of the correction task, and for every changed or broken
 event the same outputs or the same dead-letter reason and message."""
@@ -11,10 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.contracts.strategies import records
+from tests.support.avro_changes import AVRO, avro_headers, changed_avro
 from tests.support.fast_path import MAX_OUTPUT_BYTES, handled_both_ways, produced_or_dead_letter
 from tests.support.json_changes import changed_json, json_values
 from tests.support.messages import StoredMessage
@@ -27,6 +29,7 @@ from workers.runtime.worker import FastPath, WorkerSpec
 
 NOW = datetime(2026, 3, 1, 9, 30, 15, 250000, tzinfo=UTC)
 JSON = [("content-type", b"application/json")]
+REFERENCE = EventCodec(fast=False)
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "extractions.jsonl"
 SAMPLE_LINES = [line for line in SAMPLES.read_text().splitlines() if line.strip()]
 SCHEMAS = ExtractionSchemas.from_modules(["workers.extraction_validator.examples"])
@@ -135,11 +138,40 @@ def test_a_changed_extraction_gets_the_reference_outputs_or_dead_letter_reason(v
     assert outcome_of(fast) == outcome_of(reference)
 
 
-@pytest.mark.parametrize("line", SAMPLE_LINES[:3], ids=["0", "1", "2"])
-def test_avro_extractions_take_the_reference_path(line: str) -> None:
-    codec = EventCodec(fast=False)
-    event = codec.decode(line.encode(), JSON, Extraction)
-    fast, reference = both_paths(codec.encode(event), headers=[("content-type", b"avro/binary")])
+def test_every_bundled_sample_in_avro_takes_the_fast_path_to_the_reference_bytes() -> None:
+    topics: set[str] = set()
+    for line in SAMPLE_LINES:
+        event = REFERENCE.decode(line.encode(), JSON, Extraction)
+        fast, reference = both_paths(REFERENCE.encode(event), AVRO)
+        assert took_fast_path(fast), line[:80]
+        assert outcome_of(fast) == outcome_of(reference)
+        topics.update(e.topic for e in fast.encoded)
+    assert topics == {"extractions-valid", "review-tasks"}
 
-    assert fast.processed is not None
+
+# Extractions of the samples' schemas with their raw outputs changed, and of any schema at all.
+extractions = st.one_of(
+    changed_raw_outputs().map(lambda value: REFERENCE.decode(value, JSON, Extraction)),
+    records(Extraction),
+)
+
+
+@settings(max_examples=200)
+@given(event=extractions, headers=avro_headers)
+def test_every_extraction_in_avro_gets_the_reference_outputs_or_dead_letter(
+    event: Extraction, headers: list[tuple[str, bytes]]
+) -> None:
+    fast, reference = both_paths(REFERENCE.encode(event), headers)
+
+    assert outcome_of(fast) == outcome_of(reference)
+    assert took_fast_path(fast) == (reference.rejection is None)
+
+
+@settings(max_examples=400)
+@given(value=changed_avro(extractions), headers=avro_headers)
+def test_a_changed_extraction_in_avro_gets_the_reference_outputs_or_dead_letter_reason(
+    value: bytes, headers: list[tuple[str, bytes]]
+) -> None:
+    fast, reference = both_paths(value, headers)
+
     assert outcome_of(fast) == outcome_of(reference)

@@ -1,7 +1,8 @@
-"""The feedback-triage worker's fast path (JSON read by msgspec into plain structs, triaged on plain
-values, stored by the same sink) gives every message what the reference path (Pydantic, `triage`,
-fastavro) gives it: the same review-task bytes, the same row in the `feedback` table, and for every
-changed or broken event the same outputs or the same dead-letter reason and message."""
+"""The feedback-triage worker's fast path (JSON read by msgspec, or Avro of the current schema read
+by fastavro and msgspec, into plain structs, triaged on plain values, stored by the same sink)
+gives every message what the reference path (Pydantic, `triage`, fastavro) gives it: the same
+review-task bytes, the same row in the `feedback` table, and for every changed or broken event the
+same outputs or the same dead-letter reason and message."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from psycopg.types.json import Jsonb
 from tests.contracts.strategies import records
 from tests.feedback_triage.conftest import StoreFactory
 from tests.feedback_triage.events import feedback
+from tests.support.avro_changes import AVRO, avro_headers, changed_avro
 from tests.support.fast_path import MAX_OUTPUT_BYTES, handled_both_ways, produced_or_dead_letter
 from tests.support.json_changes import changed_json, json_values
 from tests.support.messages import StoredMessage
@@ -35,6 +37,7 @@ JSON = [("content-type", b"application/json")]
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "feedback.jsonl"
 # Rates at which every thumbs-up is sampled, none is, and some are.
 RATES = st.sampled_from([0.0, 0.3, 1.0])
+REFERENCE = EventCodec(fast=False)
 
 
 @pytest.fixture(scope="module")
@@ -159,11 +162,37 @@ def test_every_bundled_sample_takes_the_fast_path(store: FeedbackStore) -> None:
     assert len(lines) >= 50
 
 
-def test_avro_feedback_takes_the_reference_path(store: FeedbackStore) -> None:
-    """As the gateway sends it: the sink gets the model."""
-    fast, reference = both_paths(store, encode(feedback()), headers=[("content-type", b"avro/binary")])
+def test_avro_feedback_takes_the_fast_path_to_the_reference_bytes_and_row(store: FeedbackStore) -> None:
+    """As the gateway sends it: the sink gets the plain event, and writes the model's row."""
+    fast, reference = both_paths(store, encode(feedback()), rate=1.0, headers=AVRO)
 
-    assert fast.processed is not None and isinstance(fast.processed.event, Feedback)
+    assert took_fast_path(fast)
+    assert outcome_of(fast) == outcome_of(reference)
+    assert [e.topic for e in fast.encoded] == ["review-tasks"]
+    assert fast.event_time == reference.event_time
+    assert fast.origin == reference.origin
+
+
+@settings(max_examples=150)
+@given(event=records(Feedback), rate=RATES, headers=avro_headers)
+def test_the_fast_path_gives_the_reference_bytes_and_row_for_every_feedback_in_avro(
+    store: FeedbackStore, event: Feedback, rate: float, headers: list[tuple[str, bytes]]
+) -> None:
+    fast, reference = both_paths(store, REFERENCE.encode(event), rate, headers)
+
+    assert took_fast_path(fast)
+    assert outcome_of(fast) == outcome_of(reference)
+    assert fast.event_time == reference.event_time
+    assert fast.origin == reference.origin
+
+
+@settings(max_examples=400)
+@given(value=changed_avro(records(Feedback)), rate=RATES, headers=avro_headers)
+def test_a_changed_feedback_in_avro_gets_the_reference_outputs_and_row_or_dead_letter_reason(
+    store: FeedbackStore, value: bytes, rate: float, headers: list[tuple[str, bytes]]
+) -> None:
+    fast, reference = both_paths(store, value, rate, headers)
+
     assert outcome_of(fast) == outcome_of(reference)
 
 

@@ -13,9 +13,11 @@ equal, and the fast writer hands whatever it cannot write to the reference path.
 
 Decoding into models is the reference path only (for JSON, Pydantic's own parser was as fast as
 msgspec plus building the model). A worker's fast path skips the models instead: `decode_plain`
-reads JSON into a plain mirror of the event (`plain`, msgspec Structs), and `encode_plain` writes
-the plain mirrors of its outputs with the same Avro writer. Both return None for whatever they do
-not decide exactly as the reference path would, and the message then takes the reference path.
+reads JSON into a plain mirror of the event (`plain`, msgspec Structs), or Avro written with the
+event's current schema (`avro_plain`: the compiled reader, or fastavro, then msgspec), and
+`encode_plain` writes the plain mirrors of its outputs with the same Avro writer. Both return None
+for whatever they do not decide exactly as the reference path would, and the message then takes
+the reference path.
 """
 
 import re
@@ -34,6 +36,7 @@ from workers.contracts.avro import (
     read_body,
     write_body,
 )
+from workers.contracts.avro_plain import PlainAvroReader
 from workers.contracts.avro_program import compile_writer
 from workers.contracts.avro_writer import BodyMemo, Unwritable, Writer
 from workers.contracts.base import Event
@@ -81,6 +84,7 @@ class EventCodec:
         self._writers: dict[type[Event], Writer | None] = {}
         self._encoders: dict[type[Event], Callable[[Any], bytes] | None] = {}
         self._plain_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+        self._plain_avro_readers: dict[type[Any], PlainAvroReader[Any]] = {}
 
     def encode(self, event: Event) -> bytes:
         encoder = self._encoder(type(event))
@@ -162,16 +166,16 @@ class EventCodec:
     def decode_plain(
         self, value: bytes | None, headers: Sequence[Header] | None, plain_type: type[P]
     ) -> P | None:
-        """A JSON value as a plain event, validated by msgspec; None when the reference path is to
-        decide (`decode`): a value that is not JSON, or that msgspec refuses, or one it might read
-        otherwise than Pydantic."""
+        """A JSON value, or an Avro one of the current schema, as a plain event, validated by
+        msgspec; None when the reference path is to decide (`decode`): a value in neither form, an
+        older writer schema, one that msgspec refuses, or one it might read otherwise than Pydantic."""
         self._memo.clear()
         if not self.fast or not value or len(value) > self.max_value_bytes:
             return None
         if not _declared_json(headers):
             try:
                 if _wire_format(value, _content_type(headers)) != "json":
-                    return None
+                    return self._decode_plain_avro(value, plain_type)
             except DecodeError:
                 return None
         body = value.removeprefix(_UTF8_BOM)
@@ -186,6 +190,18 @@ class EventCodec:
         except (msgspec.ValidationError, msgspec.DecodeError):
             return None
         return plain
+
+    def _decode_plain_avro(self, value: bytes, plain_type: type[P]) -> P | None:
+        """An Avro value written with the current schema of the plain type's event, as the plain
+        event; None for any other writer schema (resolution is the reference path's) or a value
+        fastavro or msgspec refuses."""
+        try:
+            reader = self._plain_avro_readers[plain_type]
+        except KeyError:
+            reader = self._plain_avro_readers[plain_type] = PlainAvroReader(
+                self.registry.current(plain_type.EVENT_TYPE), plain_type
+            )
+        return reader.read(value)
 
     def _decode_avro(self, value: bytes, expected_types: tuple[type[E], ...]) -> E:
         if not value.startswith(SINGLE_OBJECT_MARKER):

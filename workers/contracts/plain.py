@@ -18,15 +18,17 @@ and untracked by the garbage collector (`gc=False`): they hold no cycles.
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from typing import Annotated, ClassVar, Literal, Protocol
+from uuid import UUID
 
 import msgspec
 
 from workers.contracts.base import Event
-from workers.contracts.outputs import Band, Decision
-from workers.contracts.review import ReviewTask
-from workers.contracts.sources import Extraction, Feedback, Prediction
+from workers.contracts.outputs import Decision, DecisionOutcome, LabelSource, TrainingExample
+from workers.contracts.review import ReviewTask, TaskKind
+from workers.contracts.sources import Extraction, Feedback, ModelInfo, Prediction
 from workers.contracts.validated import JsonLocation, ValidExtraction
 
 PlainProbability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
@@ -36,6 +38,8 @@ UuidText = Annotated[
 """A UUID in its canonical text, the form `str(uuid)` gives and Avro writes; any other form of a
 UUID (upper case, no hyphens, braces) goes to Pydantic, which reads it into the same UUID."""
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+FiniteFloat = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
+"""A float that is neither infinite nor NaN (which no comparison holds for)."""
 
 
 class PlainEvent(Protocol):
@@ -104,8 +108,8 @@ class PlainPrediction(_PlainSourceEvent, frozen=True, forbid_unknown_fields=True
 class PlainRetrievedContext(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     doc_id: str
     text: str
-    score: float
-    """Finite, as the model's: msgspec refuses a number beyond a float's range, and JSON has no NaN."""
+    score: FiniteFloat
+    """Finite, as the model's: JSON has no NaN nor infinity, but Avro has."""
 
 
 class PlainFeedback(_PlainSourceEvent, frozen=True, forbid_unknown_fields=True, gc=False):
@@ -152,18 +156,41 @@ class PlainValidExtraction(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
     source: PlainExtraction
 
 
+class PlainBand(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    low: PlainProbability
+    high: PlainProbability
+
+    def __post_init__(self) -> None:
+        if self.low > self.high:
+            raise ValueError(f"band low {self.low} is above high {self.high}")
+
+
 class PlainDecision(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    """The band-router's output, and the label-sink's input: with the model's constraints."""
+
     EVENT_TYPE: ClassVar[type[Event]] = Decision
 
-    event_id: str
+    event_id: UuidText
     label: str
-    outcome: str
-    score: float
-    band: Band
+    outcome: DecisionOutcome
+    score: PlainProbability
+    band: PlainBand
     band_source: str
     policy_version: str
-    decided_at: datetime
+    decided_at: AwareDatetime
     source: PlainPrediction
+
+    def __post_init__(self) -> None:
+        if self.event_id != self.source.event_id:
+            raise ValueError(f"event_id {self.event_id} differs from the source's {self.source.event_id}")
+
+    @property
+    def key(self) -> str:
+        return self.event_id
+
+    @property
+    def event_time(self) -> datetime:
+        return self.decided_at
 
 
 class PlainValidationIssue(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
@@ -188,4 +215,29 @@ class PlainReviewTask(msgspec.Struct, frozen=True, forbid_unknown_fields=True, g
     priority: int
     source: PlainPrediction | PlainFeedback | PlainExtraction
     suggestion: PlainSuggestion
+    created_at: datetime
+
+
+class PlainLineage(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    source_topic: str
+    partition: int
+    offset: int
+    task_id: UUID | None = None
+
+
+class PlainTrainingExample(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    EVENT_TYPE: ClassVar[type[Event]] = TrainingExample
+
+    example_id: UUID
+    kind: TaskKind
+    input: str
+    model_output: str | None
+    human_output: str | None
+    label_source: LabelSource
+    reviewers: tuple[str, ...]
+    agreement: float | None
+    model: PlainModelInfo | ModelInfo
+    lineage: PlainLineage
+    occurred_at: datetime
+    labelled_at: datetime
     created_at: datetime
