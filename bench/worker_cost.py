@@ -7,7 +7,8 @@ the runtime does for one message besides Kafka (`batch.BatchHandler`: decode, th
 handler, encode each output) on the bundled samples (`samples/*.jsonl`, JSON in; decisions for the
 label-sink, Avro in), first with `EventCodec(fast=False)` (the reference path: Pydantic,
 `to_avro_datum`, fastavro), then with the fast codec (the worker's fast path where it has one:
-the band-router's, as `band_router.worker` builds it, and feedback-triage's), once with the
+the band-router's, as `band_router.worker` builds it, feedback-triage's, the extraction-validator's
+and label-sink-decisions'), once with the
 Python Avro writer (what an install without a C compiler runs) and once with the compiled one
 (the default). No broker, no sink: the worker's sink (PostgreSQL) is left out. Best of
 `--repeats`, process CPU time. Prints µs per message for each, and the ratio to a bare copy loop
@@ -37,10 +38,10 @@ from workers.band_router.routing import route  # noqa: E402
 from workers.band_router.worker import band_router as band_router_spec  # noqa: E402
 from workers.config import load_settings  # noqa: E402
 from workers.contracts import Decision, EventCodec, Feedback, Prediction  # noqa: E402
-from workers.contracts.plain import PlainFeedback  # noqa: E402
+from workers.contracts.plain import PlainDecision, PlainFeedback  # noqa: E402
 from workers.extraction_validator.worker import extraction_validator  # noqa: E402
 from workers.feedback_triage.triage import triage, triage_plain  # noqa: E402
-from workers.label_sink.worker import handle_decision  # noqa: E402
+from workers.label_sink.worker import handle_decision, handle_plain_decision  # noqa: E402
 from workers.runtime.batch import BatchHandler  # noqa: E402
 from workers.runtime.worker import FastPath, Origin, WorkerSpec  # noqa: E402
 
@@ -98,7 +99,14 @@ def specs() -> list[tuple[str, WorkerSpec, list[StoredMessage]]]:
         ),
         (
             "label-sink-decisions",
-            WorkerSpec("label-sink-decisions", "in", (Decision,), handle_decision, {_example(): "x"}),
+            WorkerSpec(
+                "label-sink-decisions",
+                "in",
+                (Decision,),
+                handle_decision,
+                {_example(): "x"},
+                fast_path=FastPath(PlainDecision, handle_plain_decision, needs_origin=True),
+            ),
             [StoredMessage(reference.encode(d), AVRO) for d in decisions[:2000]],
         ),
     ]

@@ -52,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from workers.contracts import Band, ModelInfo
 from workers.contracts.base import Probability
+from workers.contracts.plain import PlainBand
 from workers.errors import ConfigError
 from workers.validation_errors import describe
 
@@ -130,6 +131,11 @@ class LabelRule:
     band: Band
     band_source: str
     audit_rate: float
+    plain_band: PlainBand = field(init=False, repr=False, compare=False)
+    """The band as the fast path's decisions carry it."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "plain_band", PlainBand(self.band.low, self.band.high))
 
 
 @dataclass(frozen=True)

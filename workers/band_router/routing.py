@@ -158,7 +158,7 @@ def route_plain(
         top.label,
         _outcome(top),
         top.score,
-        rule.band,
+        rule.plain_band,
         rule.band_source,
         policy.version,
         now,

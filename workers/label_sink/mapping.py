@@ -38,13 +38,21 @@ from workers.contracts import (
     TaskKind,
     TrainingExample,
 )
+from workers.contracts.plain import (
+    PlainDecision,
+    PlainLineage,
+    PlainModelInfo,
+    PlainPrediction,
+    PlainTrainingExample,
+)
 from workers.runtime.worker import Origin
 
 EXAMPLE_NAMESPACE = UUID("5b0c3f52-8a43-4d59-9a53-7e1f0d6c2a11")
 
 
-def example_id(label_source: LabelSource, source_event_id: UUID) -> UUID:
-    """`uuid.uuid5(EXAMPLE_NAMESPACE, f"{label_source}:{source_event_id}")`, computed directly."""
+def example_id(label_source: LabelSource, source_event_id: UUID | str) -> UUID:
+    """`uuid.uuid5(EXAMPLE_NAMESPACE, f"{label_source}:{source_event_id}")`, computed directly; the
+    id may be given as its canonical text (a plain event's)."""
     name = f"{label_source.value}:{source_event_id}".encode()
     return UUID(bytes=hashlib.sha1(_NAMESPACE_BYTES + name).digest()[:16], version=5)
 
@@ -67,7 +75,7 @@ class Example:
     label_source: LabelSource
     reviewers: tuple[str, ...]
     agreement: float | None
-    model: ModelInfo
+    model: ModelInfo | PlainModelInfo
     origin: Origin
     task_id: UUID | None
     occurred_at: datetime
@@ -146,7 +154,8 @@ def from_resolution(resolution: ReviewResolution, origin: Origin) -> Mapped:
     return Mapped(origin, example, correction=correction, rag_outcome=rag_outcome)
 
 
-def from_decision(decision: Decision, origin: Origin) -> Mapped:
+def from_decision(decision: Decision | PlainDecision, origin: Origin) -> Mapped:
+    """The same example from the model and from its plain mirror (the fast path's)."""
     source = decision.source
     accepted = decision.outcome is DecisionOutcome.AUTO_ACCEPTED
     model_output = {
@@ -163,7 +172,7 @@ def from_decision(decision: Decision, origin: Origin) -> Mapped:
     example = Example(
         example_id=example_id(LabelSource.AUTO, source.event_id),
         kind=TaskKind.MODERATION,
-        source_event_id=source.event_id,
+        source_event_id=source.event_id if isinstance(source.event_id, UUID) else UUID(source.event_id),
         input=_json(_prediction_input(source)),
         model_output=_json(model_output),
         human_output=None,
@@ -202,6 +211,27 @@ def training_example(example: Example) -> TrainingExample:
         occurred_at=example.occurred_at,
         labelled_at=example.labelled_at,
         created_at=example.created_at,
+    )
+
+
+def plain_training_example(example: Example) -> PlainTrainingExample:
+    """`training_example` as the plain mirror the fast path writes: the same Avro. Its JSON texts
+    are this module's, so the model's check that they parse is left out."""
+    origin = example.origin
+    return PlainTrainingExample(
+        example.example_id,
+        example.kind,
+        example.input,
+        example.model_output,
+        example.human_output,
+        example.label_source,
+        example.reviewers,
+        example.agreement,
+        example.model,
+        PlainLineage(origin.topic, origin.partition, origin.offset, example.task_id),
+        example.occurred_at,
+        example.labelled_at,
+        example.created_at,
     )
 
 
@@ -283,7 +313,7 @@ def discard_row(resolution: ReviewResolution, origin: Origin) -> dict[str, Any]:
 # -- JSON documents ------------------------------------------------------------------------------
 
 
-def _prediction_input(prediction: Prediction) -> dict[str, Any]:
+def _prediction_input(prediction: Prediction | PlainPrediction) -> dict[str, Any]:
     item = prediction.item
     return {
         "item": {

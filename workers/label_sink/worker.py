@@ -6,16 +6,27 @@ group: `label-sink` reads `hitl.review.resolved`; `label-sink-decisions` reads `
 and runs only when `label_sink.include_auto_decisions` is on. The handler maps each message to its
 example (the output, keyed by example id) and its rows (the effect); the store writes the rows
 before the examples are produced: a crash between the two writes the rows again, unchanged.
+
+Automatic decisions come at the model's rate, so `label-sink-decisions` has a fast path (plain
+decisions read from Avro, the same mapping, the example written from a plain mirror); resolved
+reviews come at the reviewers' rate and take the models' path only.
 """
 
 from __future__ import annotations
 
 from workers.config import Settings
 from workers.contracts import Decision, ReviewResolution, TrainingExample
+from workers.contracts.plain import PlainDecision
 from workers.errors import ConfigError
-from workers.label_sink.mapping import Mapped, from_decision, from_resolution, training_example
+from workers.label_sink.mapping import (
+    Mapped,
+    from_decision,
+    from_resolution,
+    plain_training_example,
+    training_example,
+)
 from workers.label_sink.store import LabelStore
-from workers.runtime.worker import Handled, Origin, Output, WorkerSpec
+from workers.runtime.worker import FastPath, Handled, Origin, Output, PlainHandled, PlainOutput, WorkerSpec
 from workers.storage.postgres import open_pool
 
 NAME = "label-sink"
@@ -52,6 +63,7 @@ def label_sink_decisions(
         handler=handle_decision,
         outputs={TrainingExample: settings.topics.training_examples},
         sink=_store(settings, schema, pool_timeout),
+        fast_path=FastPath(PlainDecision, handle_plain_decision, needs_origin=True),
     )
 
 
@@ -61,6 +73,14 @@ def handle_resolution(resolution: ReviewResolution, origin: Origin) -> Handled:
 
 def handle_decision(decision: Decision, origin: Origin) -> Handled:
     return _handled(from_decision(decision, origin))
+
+
+def handle_plain_decision(decision: PlainDecision, origin: Origin) -> PlainHandled:
+    """`handle_decision` on the fast path: the same example and rows, without the models."""
+    mapped = from_decision(decision, origin)
+    assert mapped.example is not None  # every decision is an example
+    example = plain_training_example(mapped.example)
+    return PlainHandled((PlainOutput(example, str(example.example_id)),), effect=mapped)
 
 
 def _handled(mapped: Mapped) -> Handled:

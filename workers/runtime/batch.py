@@ -19,7 +19,7 @@ from workers.contracts.plain import PlainEvent
 from workers.errors import DependencyUnavailable, RejectedEvent
 from workers.reasons import Reason
 from workers.runtime.messages import headers_of, origin_of
-from workers.runtime.worker import FastPath, Origin, Processed, Routed, WorkerSpec
+from workers.runtime.worker import FastPath, Origin, PlainHandled, PlainOutput, Processed, Routed, WorkerSpec
 
 logger = logging.getLogger("hitl.runtime")
 
@@ -120,26 +120,30 @@ class BatchHandler:
         plain = self.codec.decode_plain(message.value(), headers, fast.input)
         if plain is None:
             return None
+        # Only a sink or the fast handler reads the origin's time: otherwise it is left out.
+        origin = origin_of(message, timestamped=self._has_sink or fast.needs_origin)
         try:
-            outputs = fast.handler(plain)
+            handled = fast.handler(plain, origin) if fast.needs_origin else fast.handler(plain)
         except Exception:
             return None  # the reference path rejects it, with its reason
-        if outputs is None:
+        if handled is None:
             return None
-        key = plain.key.encode()
+        outputs, effect = (
+            (handled.outputs, handled.effect) if isinstance(handled, PlainHandled) else (handled, None)
+        )
+        default_key = plain.key.encode()
         encoded = []
         for output in outputs:
-            value = self._encode_plain(output)
+            event, key = (
+                (output.event, output.key.encode())
+                if isinstance(output, PlainOutput)
+                else (output, default_key)
+            )
+            value = self._encode_plain(event)
             if value is None:
                 return None
-            encoded.append(Encoded(self._plain_topics[type(output)], key, value))
-        processed: Processed | None = None
-        if self._has_sink:
-            origin = origin_of(message)
-            processed = Processed(plain, origin)
-        else:
-            # Nothing reads the origin's time then: it is left out.
-            origin = origin_of(message, timestamped=False)
+            encoded.append(Encoded(self._plain_topics[type(event)], key, value))
+        processed = Processed(plain, origin, effect=effect) if self._has_sink else None
         return MessageResult(message, origin, headers, processed, tuple(encoded), event_time=plain.event_time)
 
     def _encode_plain(self, output: PlainEvent) -> bytes | None:

@@ -81,7 +81,7 @@ class Routed:
 class Processed:
     """An accepted event of the batch, as the sink receives it: with its outputs and its effect.
     `event` is the plain mirror of the model (`PlainInput`) where the fast path took the message,
-    which serves no handler effect and leaves `outputs` empty."""
+    which leaves `outputs` empty, and `effect` too unless the fast handler gave one."""
 
     event: Event | PlainInput
     origin: Origin
@@ -103,16 +103,34 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+class PlainOutput(NamedTuple):
+    """A plain output with a key of its own, as `Output` is for a model."""
+
+    event: PlainEvent
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlainHandled:
+    """What a fast handler decided, as `Handled`: the plain outputs, and what the sink is to write."""
+
+    outputs: Sequence[PlainEvent | PlainOutput] = ()
+    effect: Any = None
+
+
 @dataclass(frozen=True, slots=True)
 class FastPath:
     """The handler on plain values: `input` is the plain mirror of the input type the codec decodes;
-    `handler` makes the plain mirrors of the same outputs, keyed by the input's id, or None to leave
-    the event to the handler. It must decide as the handler does; a test proves it byte for byte.
-    The worker's sink, if it has one, must write a plain event as it writes its model; a handler
-    whose effect the sink needs cannot have a fast path."""
+    `handler` makes the plain mirrors of the same outputs (keyed by the input's id unless a
+    `PlainOutput` says otherwise), or a `PlainHandled` with the effect for the sink, or None to
+    leave the event to the handler. It must decide as the handler does; a test proves it byte for
+    byte. With `needs_origin`, it is called with the origin too, as the handler is. The worker's
+    sink, if it has one, gets the handler's effect where the fast handler gives one, and must
+    otherwise write a plain event as it writes its model."""
 
     input: type[PlainInput]
-    handler: Callable[[Any], Sequence[PlainEvent] | None]
+    handler: Callable[..., Sequence[PlainEvent | PlainOutput] | PlainHandled | None]
+    needs_origin: bool = False
 
 
 @dataclass(frozen=True)
