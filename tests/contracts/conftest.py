@@ -1,4 +1,6 @@
+import copy
 import json
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,24 @@ SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 def load_avsc(name: str) -> dict[str, Any]:
     schema: dict[str, Any] = json.loads((SCHEMAS_DIR / f"{name}.avsc").read_text(encoding="utf-8"))
     return schema
+
+
+def older_prediction_schema() -> dict[str, Any]:
+    """The prediction schema as it was before `trace_id`, `ground_truth` and `item.metadata`."""
+    schema = copy.deepcopy(load_avsc("prediction"))
+    schema["fields"] = [f for f in schema["fields"] if f["name"] not in ("trace_id", "ground_truth")]
+    item = next(f for f in schema["fields"] if f["name"] == "item")["type"]
+    item["fields"] = [f for f in item["fields"] if f["name"] != "metadata"]
+    return schema
+
+
+def schemas_with_history(tmp_path: Path, old_schema: dict[str, Any]) -> Path:
+    for path in SCHEMAS_DIR.glob("*.avsc"):
+        shutil.copy(path, tmp_path / path.name)
+    history = tmp_path / "history" / "prediction"
+    history.mkdir(parents=True)
+    (history / "v1.avsc").write_text(json.dumps(old_schema))
+    return tmp_path
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import copy
 import io
-import json
 import math
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,7 @@ from workers.contracts import (
 from workers.contracts.avro import SINGLE_OBJECT_MARKER
 from workers.contracts.plain import PlainFeedback, PlainPrediction
 
-from .conftest import SCHEMAS_DIR, load_avsc
+from .conftest import load_avsc, older_prediction_schema, schemas_with_history
 from .strategies import records
 
 REFERENCE = EventCodec(fast=False)
@@ -76,22 +74,8 @@ def swapped_schema() -> dict[str, Any]:
     return schema
 
 
-def without_optional_fields() -> dict[str, Any]:
-    """The prediction schema before `trace_id`, `ground_truth` and `item.metadata`."""
-    schema = copy.deepcopy(load_avsc("prediction"))
-    schema["fields"] = [f for f in schema["fields"] if f["name"] not in ("trace_id", "ground_truth")]
-    item = next(f for f in schema["fields"] if f["name"] == "item")["type"]
-    item["fields"] = [f for f in item["fields"] if f["name"] != "metadata"]
-    return schema
-
-
 def codec_with_history(tmp_path: Path, old_schema: dict[str, Any]) -> EventCodec:
-    for path in SCHEMAS_DIR.glob("*.avsc"):
-        shutil.copy(path, tmp_path / path.name)
-    history = tmp_path / "history" / "prediction"
-    history.mkdir(parents=True)
-    (history / "1.avsc").write_text(json.dumps(old_schema))
-    return EventCodec(SchemaRegistry.load(tmp_path))
+    return EventCodec(SchemaRegistry.load(schemas_with_history(tmp_path, old_schema)))
 
 
 def body_written_with(schema: dict[str, Any], prediction: Prediction) -> bytes:
@@ -109,7 +93,7 @@ def without_what_was_added(prediction: Prediction) -> Prediction:
 # Each older schema, and what the prediction becomes when resolved from it.
 OLDER_SCHEMAS: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[Prediction], Prediction]]] = {
     "fields in another order": (swapped_schema, lambda prediction: prediction),
-    "fields added since": (without_optional_fields, without_what_was_added),
+    "fields added since": (older_prediction_schema, without_what_was_added),
 }
 
 

@@ -1,6 +1,5 @@
 """Older versions of a schema stay readable, into the current model, by Avro schema resolution."""
 
-import copy
 import io
 import json
 import shutil
@@ -21,25 +20,7 @@ from workers.contracts import (
     to_json,
 )
 
-from .conftest import SCHEMAS_DIR, load_avsc
-
-
-def older_prediction_schema() -> dict[str, Any]:
-    """The prediction schema as it was before `trace_id`, `ground_truth` and `item.metadata`."""
-    schema = copy.deepcopy(load_avsc("prediction"))
-    schema["fields"] = [f for f in schema["fields"] if f["name"] not in ("trace_id", "ground_truth")]
-    item = next(f for f in schema["fields"] if f["name"] == "item")["type"]
-    item["fields"] = [f for f in item["fields"] if f["name"] != "metadata"]
-    return schema
-
-
-def schemas_with_history(tmp_path: Path, old_schema: dict[str, Any]) -> Path:
-    for path in SCHEMAS_DIR.glob("*.avsc"):
-        shutil.copy(path, tmp_path / path.name)
-    history = tmp_path / "history" / "prediction"
-    history.mkdir(parents=True)
-    (history / "v1.avsc").write_text(json.dumps(old_schema))
-    return tmp_path
+from .conftest import SCHEMAS_DIR, older_prediction_schema, schemas_with_history
 
 
 def written_with(schema: dict[str, Any], datum: dict[str, Any]) -> bytes:
