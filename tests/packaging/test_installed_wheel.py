@@ -190,6 +190,8 @@ def test_every_worker_of_the_installed_wheel_starts_from_any_folder(
         "HITL_ARGILLA_BRIDGE__WORKSPACE": f"wheel-{uuid.uuid4().hex[:8]}",
         "HITL_ARGILLA_BRIDGE__COLLECTOR_PORT": str(port),
         "HITL_ARGILLA_BRIDGE__COLLECTOR_PUBLIC_URL": webhook_url,
+        # The demo, run by the other half of the suite at the same time, may hold the default 8000.
+        "HITL_GATEWAY__PORT": str(free_port()),
         "HITL_METRICS_PORT": "0",
     }
     subprocess.run(
