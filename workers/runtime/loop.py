@@ -13,24 +13,21 @@ A batch, in order:
 A batch's outputs are produced as soon as it is handled, without waiting for the batches before
 it; steps 4 and 5 are done for every batch produced so far at once: when nothing new is in hand
 and the broker has acknowledged them all (checked every few milliseconds, which also sends what
-librdkafka holds for `linger.ms`), or when `messages_in_flight` input messages are produced and
-unacknowledged (then the loop waits). The limit counts messages, not batches: under a steady
-moderate rate, batches are a few messages each, and a limit of a few batches would be reached
-within milliseconds, making the loop wait for a broker round trip again and again. An event is
-thus produced a few milliseconds after it is read, and never waits for the batches before it to
-be acknowledged. If the broker does not acknowledge something, every batch in flight is rewound
-and retried, with the batch in hand. With transactions on, each batch is its own transaction, and
-nothing is in flight between batches.
+librdkafka holds for `linger.ms`), or when `batches_in_flight` batches are produced and
+unacknowledged (then the loop waits). An event is thus produced a few milliseconds after it is
+read, and never waits for the batches before it to be acknowledged. If the broker does not
+acknowledge something, every batch in flight is rewound and retried, with the batch in hand. With
+transactions on, each batch is its own transaction, and nothing is in flight between batches.
 
 A batch is what is in hand when the loop asks, up to `batch_size`: the loop waits (up to
 `batch_wait_seconds`) only when nothing is in hand nor in flight, so that an event never waits for
-a batch to fill. The commit of step 5 is synchronous and sent only after step 4, so offsets never
-run ahead of acknowledged outputs, and a crash replays at most the batch in hand and the messages
-in flight. Not asynchronous: an asynchronous commit that is never answered (sent as the broker
-goes down, the session then timing out) keeps librdkafka from ever rejoining the group, and the
-worker would sit idle for good. A commit that fails is logged, and its messages are read again
-after a restart (at least once). Before partitions are given up, the batches in flight are
-finished and committed. Metrics are recorded once per batch.
+a batch to fill. The commit of step 5 is asynchronous while fewer than two commits are unanswered,
+else synchronous: it is sent only after step 4, so offsets never run ahead of acknowledged outputs,
+and at most two commits are ever in flight, so a crash replays at most the batch in hand, the
+batches in flight and those of the two commits before. A commit that fails is logged, and its
+messages are read again after a restart (at least once, as with a synchronous commit). Before
+partitions are given up (after the batches in flight are finished), and before the consumer
+closes, the last offsets are committed synchronously. Metrics are recorded once per batch.
 
 Failures split in two kinds. A message that is at fault is data: it goes to `<input topic>.dlq`
 with its reason, and the loop goes on. A dependency that is down (the sink raises
@@ -94,6 +91,8 @@ logger = logging.getLogger("hitl.runtime")
 OUTPUT_HEADERS: Headers = [("content-type", AVRO_CONTENT_TYPE.encode())]
 OUTPUT_REFUSED = Reason.OUTPUT_REFUSED
 
+COMMITS_IN_FLIGHT = 2
+
 # How long the loop, with nothing in hand, waits for the broker to acknowledge what is in flight
 # before it looks for new messages again.
 ACKNOWLEDGEMENT_CHECK_SECONDS = 0.002
@@ -107,10 +106,12 @@ class InFlight:
 
     results: list[MessageResult]
     origins: list[Origin]
+    batches: int = 1
 
     def add(self, results: Sequence[MessageResult], origins: Sequence[Origin]) -> None:
         self.results.extend(results)
         self.origins.extend(origins)
+        self.batches += 1
 
 
 class Runner:
@@ -140,7 +141,7 @@ class Runner:
         self._stopping = False
         # The batches whose outputs are produced and not yet acknowledged, committed once they are.
         self._in_flight: InFlight | None = None
-        self._messages_in_flight = 1 if self.transactional else settings.runtime.in_flight_limit
+        self._batches_in_flight = 1 if self.transactional else settings.runtime.batches_in_flight
         # Messages produced and not yet acknowledged, by (topic, dead-letter reason or None);
         # counted in the metrics once the broker has acknowledged them.
         self._sent: Counter[tuple[str, str | None]] = Counter()
@@ -148,7 +149,14 @@ class Runner:
         self._handler_seconds = self.metrics.handler_seconds.labels(spec.name)
         self._event_age = self.metrics.event_age_seconds.labels(spec.name)
         self._fast_path_fallbacks = self.metrics.fast_path_fallbacks.labels(spec.name)
-        consumer_settings = consumer_config(settings, self.group_id, stats_cb=self.metrics.record_statistics)
+        # Offsets committed asynchronously and not yet confirmed by a synchronous commit.
+        self._uncertain_commits: dict[tuple[str, int], int] = {}
+        # Commits sent, and commits the broker answered (librdkafka calls on_commit for each).
+        self._commits_sent = 0
+        self._commits_answered = 0
+        consumer_settings = consumer_config(
+            settings, self.group_id, stats_cb=self.metrics.record_statistics, on_commit=self._on_commit
+        )
         self.consumer = Consumer(consumer_settings)
         max_poll_interval = int(consumer_settings.get("max.poll.interval.ms", DEFAULT_MAX_POLL_INTERVAL_MS))
         self._watchdog = BatchWatchdog(
@@ -206,7 +214,9 @@ class Runner:
                     self._process_batch(messages)
                 elif self._in_flight is None:
                     self.output.serve_events()
-                elif self.output.wait_for_acknowledgements(ACKNOWLEDGEMENT_CHECK_SECONDS):
+                elif self.output.wait_for_acknowledgements(ACKNOWLEDGEMENT_CHECK_SECONDS) and (
+                    self._commit_would_not_wait()
+                ):
                     self._complete_in_flight()
             self._complete_in_flight()
         finally:
@@ -229,6 +239,7 @@ class Runner:
     def _close(self) -> None:
         self._watchdog.stop()
         remaining = self.output.close(self.settings.runtime.shutdown_timeout_seconds)
+        self._confirm_commits(None)
         self.consumer.close()
         if self.spec.sink is not None:
             self.spec.sink.close()
@@ -281,7 +292,7 @@ class Runner:
             self._in_flight = InFlight(results, origins)
         else:
             self._in_flight.add(results, origins)
-        if len(self._in_flight.origins) >= self._messages_in_flight:
+        if self._in_flight.batches >= self._batches_in_flight:
             self._complete_in_flight()
 
     def _complete_in_flight(self, also_unfinished: Sequence[Origin] = ()) -> bool:
@@ -396,13 +407,48 @@ class Runner:
             # Which message of the batch the broker refused is not known: the batch is retried.
             raise OutputsNotAcknowledged(f"the broker refused an output: {refused}") from refused
         if offsets:
-            # Synchronous: an asynchronous commit that the broker never answers (sent as it goes
-            # down, the session then timing out) keeps librdkafka from ever rejoining the group.
+            # Two commits in flight at most: while both are unanswered, this one waits. (An answer is
+            # only seen at the next consume, after the next batch is produced: with one, nearly
+            # every commit waited for a round trip.)
+            asynchronous = self._commit_would_not_wait()
             try:
-                self.consumer.commit(offsets=offsets, asynchronous=False)
+                self._commits_sent += 1
+                if asynchronous:
+                    self.consumer.commit(offsets=offsets, asynchronous=True)
+                else:
+                    self.consumer.commit(offsets=offsets, asynchronous=False)
             except KafkaException as error:
                 # Outputs are acknowledged; the worst outcome is that this batch is processed again.
                 log(logger, "commit_failed", logging.WARNING, worker=self.spec.name, error=str(error))
+                return
+            for offset in offsets:
+                self._uncertain_commits[(offset.topic, offset.partition)] = offset.offset
+
+    def _commit_would_not_wait(self) -> bool:
+        return self._commits_sent - self._commits_answered < COMMITS_IN_FLIGHT
+
+    def _on_commit(self, error: KafkaError | None, _partitions: list[TopicPartition]) -> None:
+        self._commits_answered += 1
+        if error is not None and error.code() != KafkaError._NO_OFFSET:
+            log(logger, "commit_failed", logging.WARNING, worker=self.spec.name, error=str(error))
+
+    def _confirm_commits(self, partitions: Iterable[TopicPartition] | None) -> None:
+        """Commits synchronously the offsets last committed asynchronously (of `partitions`, or all):
+        before partitions go to another member, or the consumer closes."""
+        wanted = None if partitions is None else {(p.topic, p.partition) for p in partitions}
+        confirm = [
+            TopicPartition(topic, partition, offset)
+            for (topic, partition), offset in self._uncertain_commits.items()
+            if wanted is None or (topic, partition) in wanted
+        ]
+        if not confirm:
+            return
+        for offset in confirm:
+            self._uncertain_commits.pop((offset.topic, offset.partition), None)
+        try:
+            self.consumer.commit(offsets=confirm, asynchronous=False)
+        except KafkaException as error:
+            log(logger, "commit_failed", logging.WARNING, worker=self.spec.name, error=str(error))
 
     def _finished(self, results: Sequence[MessageResult]) -> None:
         """After the commit: count what the broker acknowledged, and how old the events were."""
@@ -428,8 +474,9 @@ class Runner:
         self._pause.on_assign(consumer, partitions)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # The batches in flight are acknowledged and committed first, so that the next owner starts
-        # after them.
+        # The batches in flight are acknowledged and committed first; then revoked partitions have
+        # nothing pending but an asynchronous commit, confirmed here so that the next owner starts
+        # after it.
         log(logger, "partitions_revoked", worker=self.spec.name, partitions=_describe(partitions))
         batch, self._in_flight = self._in_flight, None
         if batch is not None:
@@ -442,6 +489,7 @@ class Runner:
                 self._sent.clear()
                 self.output.abandon(error)
                 log(logger, "in_flight_not_acknowledged", logging.WARNING, worker=self.spec.name)
+        self._confirm_commits(partitions)
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Another member owns them already: their offsets are no longer ours to commit, nor those
@@ -449,6 +497,8 @@ class Runner:
         if self._in_flight is not None:
             self._in_flight = None
             self._sent.clear()
+        for partition in partitions:
+            self._uncertain_commits.pop((partition.topic, partition.partition), None)
         log(
             logger,
             "partitions_lost",
