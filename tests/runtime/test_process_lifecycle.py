@@ -93,6 +93,8 @@ def test_sigterm_drains_and_exits_zero_and_metrics_match(
     try:
         wait_for_metric(port, "hitl_events_consumed_total", len(events) + len(bad_values))
         wait_for_metric(port, "hitl_dead_letters_total", len(bad_values))
+        # Outputs are counted once acknowledged: the last batches may still be in flight.
+        wait_for_metric(port, "hitl_events_produced_total", len(events))
         samples = scrape(port)
     finally:
         worker.send_signal(signal.SIGTERM)
