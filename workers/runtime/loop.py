@@ -21,10 +21,11 @@ transactions on, each batch is its own transaction, and nothing is in flight bet
 
 A batch is what is in hand when the loop asks, up to `batch_size`: the loop waits (up to
 `batch_wait_seconds`) only when nothing is in hand nor in flight, so that an event never waits for
-a batch to fill. The commit of step 5 is asynchronous while fewer than two commits are unanswered,
-else synchronous: it is sent only after step 4, so offsets never run ahead of acknowledged outputs,
-and at most two commits are ever in flight, so a crash replays at most the batch in hand, the
-batches in flight and those of the two commits before. A commit that fails is logged, and its
+a batch to fill. The commit of step 5 is asynchronous while fewer than two asynchronous commits
+are unanswered (librdkafka answers only those), else synchronous: it is sent only after step 4,
+so offsets never run ahead of acknowledged outputs, and at most two commits are ever in flight, so
+a crash replays at most the batch in hand, the batches in flight and those of the two commits
+before. A commit that fails is logged, and its
 messages are read again after a restart (at least once, as with a synchronous commit). Before
 partitions are given up (after the batches in flight are finished), and before the consumer
 closes, the last offsets are committed synchronously. Metrics are recorded once per batch.
@@ -151,7 +152,7 @@ class Runner:
         self._fast_path_fallbacks = self.metrics.fast_path_fallbacks.labels(spec.name)
         # Offsets committed asynchronously and not yet confirmed by a synchronous commit.
         self._uncertain_commits: dict[tuple[str, int], int] = {}
-        # Commits sent, and commits the broker answered (librdkafka calls on_commit for each).
+        # Asynchronous commits sent, and those the broker answered (librdkafka calls on_commit for each).
         self._commits_sent = 0
         self._commits_answered = 0
         consumer_settings = consumer_config(
@@ -410,11 +411,11 @@ class Runner:
             # Two commits in flight at most: while both are unanswered, this one waits. (An answer is
             # only seen at the next consume, after the next batch is produced: with one, nearly
             # every commit waited for a round trip.)
-            asynchronous = self._commit_would_not_wait()
+            # librdkafka calls on_commit for asynchronous commits only, so only they are counted.
             try:
-                self._commits_sent += 1
-                if asynchronous:
+                if self._commit_would_not_wait():
                     self.consumer.commit(offsets=offsets, asynchronous=True)
+                    self._commits_sent += 1
                 else:
                     self.consumer.commit(offsets=offsets, asynchronous=False)
             except KafkaException as error:
