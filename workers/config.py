@@ -88,8 +88,12 @@ class Topics(Frozen):
 class Runtime(Frozen):
     batch_size: int = Field(500, ge=1, le=100_000)
     batch_wait_seconds: float = Field(0.2, gt=0, le=60)
-    batches_in_flight: int = Field(
-        4, ge=1, le=100, description="batches produced before the loop waits for their acknowledgement"
+    messages_in_flight: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description="input messages produced and unacknowledged at which the loop waits for the broker;"
+        " by default four full batches",
     )
     max_value_bytes: int = Field(1_048_576, ge=1024)
     # Kafka's default limit for a topic is 1 MiB per batch, headers and record overhead included.
@@ -102,6 +106,10 @@ class Runtime(Frozen):
     stall_warning_share: float = Field(
         0.5, gt=0, lt=1, description="share of max.poll.interval.ms after which a batch is called stalled"
     )
+
+    @property
+    def in_flight_limit(self) -> int:
+        return self.messages_in_flight or 4 * self.batch_size
 
 
 def _packaged_policy_file() -> Path:

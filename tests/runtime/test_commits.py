@@ -71,7 +71,7 @@ def test_commits_go_back_to_asynchronous_once_the_broker_answers(
         return consumers[-1]
 
     monkeypatch.setattr(loop, "Consumer", consumer)
-    config = tuned(settings, {}, batch_size=10, batches_in_flight=2)
+    config = tuned(settings, {}, batch_size=10, messages_in_flight=20)
     produce(kafka_bootstrap, relay_topics.input, good_messages(400))
 
     with running(relay_spec(relay_topics.input, relay_topics.output), config):

@@ -325,7 +325,7 @@ def test_batches_in_flight_not_acknowledged_are_all_retried(
 ) -> None:
     failing = FailOnceWithBatchesInFlight(fault)
     audit.before_acknowledge = failing
-    config = small_batches(settings)
+    config = small_batches(settings, messages_in_flight=4 * BATCH_SIZE)
 
     with running(relay_spec(relay_topics.input, relay_topics.output), config) as runner:
         wait_until_committed_to_the_end(kafka_bootstrap, config, relay_topics.input)
@@ -337,6 +337,27 @@ def test_batches_in_flight_not_acknowledged_are_all_retried(
     assert_settled(kafka_bootstrap, config, relay_topics, audit)
     relayed_keys(kafka_bootstrap, relay_topics, inputs)
     assert retries == 1, "one retry, of every batch in flight"
+
+
+def test_the_loop_waits_for_the_broker_once_its_messages_in_flight_reach_the_limit(
+    kafka_bootstrap: str, relay_topics: RelayTopics, settings: Settings, inputs: list[Input], audit: Audit
+) -> None:
+    limit = 5 * BATCH_SIZE
+    in_flight_when_waiting: list[int] = []
+    audit.before_acknowledge = lambda member, _output: in_flight_when_waiting.append(
+        len(member.unacknowledged)
+    )
+    # Never acknowledged when the loop looks without waiting: only the limit makes it wait.
+    audit.acknowledged_when_idle = lambda _member: False
+    config = small_batches(settings, messages_in_flight=limit)
+
+    with running(relay_spec(relay_topics.input, relay_topics.output), config):
+        relayed_keys(kafka_bootstrap, relay_topics, inputs)
+
+    waits_while_running = in_flight_when_waiting[:-1]  # the last is the stop's
+    assert len(waits_while_running) >= len(inputs) // (limit + BATCH_SIZE)
+    assert all(limit <= count < limit + BATCH_SIZE for count in waits_while_running), in_flight_when_waiting
+    assert_settled(kafka_bootstrap, config, relay_topics, audit)
 
 
 # -- partitions revoked, or lost, while a batch is in flight -----------------------------------------
@@ -357,7 +378,7 @@ def test_partitions_revoked_while_a_batch_is_in_flight_lose_nothing(
     # for every batch: what it has read when the second one joins is all in flight.
     audit.before_send = first_slow_until_revoked
     audit.acknowledged_when_idle = not_for_the_first_until_revoked
-    config = small_batches(settings, batches_in_flight=INPUTS)
+    config = small_batches(settings, messages_in_flight=INPUTS)
     spec = relay_spec(relay_topics.input, relay_topics.output)
 
     with ExitStack() as members:
@@ -391,7 +412,7 @@ def test_partitions_lost_with_a_batch_in_flight_are_processed_again_by_the_next_
     config = small_batches(
         settings,
         {"max.poll.interval.ms": "6000", "session.timeout.ms": "6000"},
-        batches_in_flight=INPUTS,
+        messages_in_flight=INPUTS,
     )
     spec = relay_spec(relay_topics.input, relay_topics.output)
     group = config.group_id(WORKER)

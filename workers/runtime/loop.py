@@ -13,11 +13,14 @@ A batch, in order:
 A batch's outputs are produced as soon as it is handled, without waiting for the batches before
 it; steps 4 and 5 are done for every batch produced so far at once: when nothing new is in hand
 and the broker has acknowledged them all (checked every few milliseconds, which also sends what
-librdkafka holds for `linger.ms`), or when `batches_in_flight` batches are produced and
-unacknowledged (then the loop waits). An event is thus produced a few milliseconds after it is
-read, and never waits for the batches before it to be acknowledged. If the broker does not
-acknowledge something, every batch in flight is rewound and retried, with the batch in hand. With
-transactions on, each batch is its own transaction, and nothing is in flight between batches.
+librdkafka holds for `linger.ms`), or when `messages_in_flight` input messages are produced and
+unacknowledged (then the loop waits). The limit counts messages, not batches: under a steady
+moderate rate, batches are a few messages each, and a limit of a few batches would be reached
+within milliseconds, making the loop wait for a broker round trip again and again. An event is
+thus produced a few milliseconds after it is read, and never waits for the batches before it to
+be acknowledged. If the broker does not acknowledge something, every batch in flight is rewound
+and retried, with the batch in hand. With transactions on, each batch is its own transaction, and
+nothing is in flight between batches.
 
 A batch is what is in hand when the loop asks, up to `batch_size`: the loop waits (up to
 `batch_wait_seconds`) only when nothing is in hand nor in flight, so that an event never waits for
@@ -107,12 +110,10 @@ class InFlight:
 
     results: list[MessageResult]
     origins: list[Origin]
-    batches: int = 1
 
     def add(self, results: Sequence[MessageResult], origins: Sequence[Origin]) -> None:
         self.results.extend(results)
         self.origins.extend(origins)
-        self.batches += 1
 
 
 class Runner:
@@ -142,7 +143,7 @@ class Runner:
         self._stopping = False
         # The batches whose outputs are produced and not yet acknowledged, committed once they are.
         self._in_flight: InFlight | None = None
-        self._batches_in_flight = 1 if self.transactional else settings.runtime.batches_in_flight
+        self._messages_in_flight = 1 if self.transactional else settings.runtime.in_flight_limit
         # Messages produced and not yet acknowledged, by (topic, dead-letter reason or None);
         # counted in the metrics once the broker has acknowledged them.
         self._sent: Counter[tuple[str, str | None]] = Counter()
@@ -293,7 +294,7 @@ class Runner:
             self._in_flight = InFlight(results, origins)
         else:
             self._in_flight.add(results, origins)
-        if self._in_flight.batches >= self._batches_in_flight:
+        if len(self._in_flight.origins) >= self._messages_in_flight:
             self._complete_in_flight()
 
     def _complete_in_flight(self, also_unfinished: Sequence[Origin] = ()) -> bool:
