@@ -25,7 +25,7 @@ from tests.faults.workers_processes import WORKERS, WorkerSet
 from tests.support.processes import free_port
 from tests.support.services import REPO_DIR, Services
 from workers.config import Settings, load_settings
-from workers.contracts import Decision, LabelSource, ReviewTask, TrainingExample, decode
+from workers.contracts import Decision, LabelSource, ReviewTask, TrainingExample, ValidExtraction, decode
 from workers.demo.reviewers import SignedInReviewer, ensure_annotator, post_response, sign_in
 from workers.label_sink.mapping import example_id
 from workers.runtime.dead_letters import read_dead_letter_headers
@@ -45,12 +45,14 @@ TOPIC_FIELDS = (
 REVIEWER_PASSWORD = "faults-reviewer-12345"
 MAX_VALUE_BYTES = 65_536
 # Fields that say when and from which message a worker made an output, not what it says: a
-# redelivery after a crash carries a later time (a decision's `decided_at`, a task's `created_at`),
-# and a training example made again from a re-emitted, identical resolution names that later
-# message (`lineage` partition and offset, and its Kafka timestamp as `created_at`). Resolutions have
-# none: they are a pure function of the record's answers (issue 9, fix 2).
+# redelivery after a crash carries a later time (a decision's `decided_at`, a valid extraction's
+# `validated_at`, a task's `created_at`), and a training example made again from a re-emitted,
+# identical resolution names that later message (`lineage` partition and offset, and its Kafka
+# timestamp as `created_at`). Resolutions have none: they are a pure function of the record's
+# answers (issue 9, fix 2).
 PROVENANCE_FIELDS: dict[Any, tuple[str, ...]] = {
     Decision: ("decided_at",),
+    ValidExtraction: ("validated_at",),
     ReviewTask: ("created_at",),
     TrainingExample: ("created_at", "lineage.partition", "lineage.offset"),
 }
@@ -404,6 +406,7 @@ class Pipeline:
         identical = restamped = 0
         types: dict[str, Any] = {
             "decisions": Decision,
+            "extractions_valid": ValidExtraction,
             "review_tasks": ReviewTask,
             "training_examples": TrainingExample,
         }
