@@ -106,6 +106,12 @@ class Runtime(Frozen):
     stall_warning_share: float = Field(
         0.5, gt=0, lt=1, description="share of max.poll.interval.ms after which a batch is called stalled"
     )
+    rejoin_timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="how long after losing its partitions the consumer may go without a new assignment"
+        " before it is replaced by a new one",
+    )
 
     @property
     def in_flight_limit(self) -> int:

@@ -53,6 +53,8 @@ Every other failure is classified here too, so that none crashes the worker into
 - in transactions mode, a failed commit is aborted; if the abort fails too, or the producer's
   error is fatal (fenced), the producer is replaced (`KafkaOutput.abandon`) and the batch retried.
 A batch that runs longer than a share of `max.poll.interval.ms` is reported by `BatchWatchdog`.
+A consumer that lost its partitions and is assigned none within `rejoin_timeout_seconds` is
+replaced by a new one (`hitl_consumer_replaced`).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from __future__ import annotations
 import gc
 import logging
 import signal
+import threading
 import time
 import uuid
 from collections import Counter
@@ -156,11 +159,17 @@ class Runner:
         # Asynchronous commits sent, and those the broker answered (librdkafka calls on_commit for each).
         self._commits_sent = 0
         self._commits_answered = 0
-        consumer_settings = consumer_config(
-            settings, self.group_id, stats_cb=self.metrics.record_statistics, on_commit=self._on_commit
+        self._consumer_settings = consumer_config(
+            settings, self.group_id, stats_cb=self.metrics.record_statistics
         )
-        self.consumer = Consumer(consumer_settings)
-        max_poll_interval = int(consumer_settings.get("max.poll.interval.ms", DEFAULT_MAX_POLL_INTERVAL_MS))
+        self._consumers_made = 0
+        self.consumer = self._new_consumer()
+        # When the consumer lost its partitions, while it has been assigned none since (monotonic).
+        self._lost_at: float | None = None
+        self._consumer_replaced = self.metrics.consumer_replaced.labels(spec.name)
+        max_poll_interval = int(
+            self._consumer_settings.get("max.poll.interval.ms", DEFAULT_MAX_POLL_INTERVAL_MS)
+        )
         self._watchdog = BatchWatchdog(
             self.metrics, spec.name, max_poll_interval / 1000 * settings.runtime.stall_warning_share
         )
@@ -197,12 +206,7 @@ class Runner:
         )
         self.output.init_transactions()
         self._watchdog.start()
-        self.consumer.subscribe(
-            [self.spec.input_topic],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
-        )
+        self._subscribe()
         log(logger, "started", worker=self.spec.name, topic=self.spec.input_topic, group=self.group_id)
         # What exists now (modules, schemas, the policy) lives as long as the worker: keep it out of
         # every garbage collection, which would otherwise walk it again and again.
@@ -211,6 +215,8 @@ class Runner:
         try:
             while not self._stopping:
                 self._pause.resume_when_due(self.consumer)
+                if self._lost_at is not None:
+                    self._replace_consumer_if_it_does_not_rejoin()
                 messages = self._messages_in_hand(wait=self._in_flight is None)
                 if messages:
                     self._process_batch(messages)
@@ -223,6 +229,52 @@ class Runner:
             self._complete_in_flight()
         finally:
             self._close()
+
+    def _new_consumer(self) -> Consumer:
+        # Only the current consumer's commit answers count: a replaced one may still get its own.
+        self._consumers_made += 1
+        made = self._consumers_made
+
+        def on_commit(error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+            if made == self._consumers_made:
+                self._on_commit(error, partitions)
+
+        return Consumer({**self._consumer_settings, "on_commit": on_commit})
+
+    def _subscribe(self) -> None:
+        self.consumer.subscribe(
+            [self.spec.input_topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+
+    def _replace_consumer_if_it_does_not_rejoin(self) -> None:
+        """A consumer that lost its partitions (its session timed out) and has been assigned none
+        for `rejoin_timeout_seconds` is replaced by a new one, which joins the group afresh. After
+        a broker outage longer than the session, librdkafka has been seen never to rejoin: the
+        group stayed empty, and the worker idle for good. Nothing is in flight: it went with the
+        partitions."""
+        assert self._lost_at is not None
+        waited = time.monotonic() - self._lost_at
+        if waited < self.settings.runtime.rejoin_timeout_seconds:
+            return
+        log(
+            logger,
+            "consumer_replaced",
+            logging.WARNING,
+            worker=self.spec.name,
+            seconds_without_assignment=round(waited, 1),
+        )
+        replaced, self.consumer = self.consumer, self._new_consumer()
+        self._commits_sent = self._commits_answered = 0
+        self._lost_at = time.monotonic()
+        self._consumer_replaced.inc()
+        self._subscribe()
+        # Closing leaves the group, which a consumer that cannot rejoin may never finish doing.
+        threading.Thread(
+            target=_close_quietly, args=(replaced,), name="close-replaced-consumer", daemon=True
+        ).start()
 
     def _messages_in_hand(self, *, wait: bool) -> list[Message]:
         """Up to a batch of what has been fetched; waits (if `wait`) only when nothing has, until
@@ -472,10 +524,15 @@ class Runner:
     # -- rebalance -------------------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if consumer is not self.consumer:
+            return
+        self._lost_at = None
         log(logger, "partitions_assigned", worker=self.spec.name, partitions=_describe(partitions))
         self._pause.on_assign(consumer, partitions)
 
-    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if consumer is not self.consumer:
+            return
         # The batches in flight are acknowledged and committed first; then revoked partitions have
         # nothing pending but an asynchronous commit, confirmed here so that the next owner starts
         # after it.
@@ -493,7 +550,10 @@ class Runner:
                 log(logger, "in_flight_not_acknowledged", logging.WARNING, worker=self.spec.name)
         self._confirm_commits(partitions)
 
-    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if consumer is not self.consumer:
+            return
+        self._lost_at = time.monotonic()
         # Another member owns them already: their offsets are no longer ours to commit, nor those
         # of the batches in flight (their outputs are sent; the next owner reads them again).
         if self._in_flight is not None:
@@ -518,6 +578,13 @@ class Runner:
         if error.code() != KafkaError._PARTITION_EOF:
             log(logger, "consumer_error", logging.WARNING, worker=self.spec.name, error=str(error))
         return True
+
+
+def _close_quietly(consumer: Consumer) -> None:
+    try:
+        consumer.close()
+    except (KafkaException, RuntimeError) as error:
+        log(logger, "replaced_consumer_close_failed", logging.WARNING, error=str(error))
 
 
 def _origins(messages: Iterable[Message]) -> list[Origin]:

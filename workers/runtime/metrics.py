@@ -96,6 +96,13 @@ class WorkerMetrics:
             ["worker"],
             registry=self.registry,
         )
+        self.consumer_replaced = Counter(
+            "hitl_consumer_replaced",
+            "Consumers replaced after going without an assignment for the rejoin timeout once their"
+            " partitions were lost",
+            ["worker"],
+            registry=self.registry,
+        )
 
     def serve(self, port: int, setting: str = "HITL_METRICS_PORT") -> int:
         """Serves /metrics over HTTP; returns the port (useful when `port` is 0).
