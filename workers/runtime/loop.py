@@ -103,6 +103,8 @@ COMMITS_IN_FLIGHT = 2
 # How long the loop, with nothing in hand, waits for the broker to acknowledge what is in flight
 # before it looks for new messages again.
 ACKNOWLEDGEMENT_CHECK_SECONDS = 0.002
+# The longest a consumer that lost its partitions waits to be assigned some before it is replaced.
+MAX_REJOIN_WAIT_SECONDS = 3600.0
 # librdkafka's default max.poll.interval.ms.
 DEFAULT_MAX_POLL_INTERVAL_MS = 300_000
 
@@ -166,6 +168,9 @@ class Runner:
         self.consumer = self._new_consumer()
         # When the consumer lost its partitions, while it has been assigned none since (monotonic).
         self._lost_at: float | None = None
+        # How long it may stay so: doubled at each replacement, so that a long outage, which no new
+        # consumer can join either, does not pile up consumers still trying to leave.
+        self._rejoin_wait = settings.runtime.rejoin_timeout_seconds
         self._consumer_replaced = self.metrics.consumer_replaced.labels(spec.name)
         max_poll_interval = int(
             self._consumer_settings.get("max.poll.interval.ms", DEFAULT_MAX_POLL_INTERVAL_MS)
@@ -251,13 +256,13 @@ class Runner:
 
     def _replace_consumer_if_it_does_not_rejoin(self) -> None:
         """A consumer that lost its partitions (its session timed out) and has been assigned none
-        for `rejoin_timeout_seconds` is replaced by a new one, which joins the group afresh. After
-        a broker outage longer than the session, librdkafka has been seen never to rejoin: the
-        group stayed empty, and the worker idle for good. Nothing is in flight: it went with the
-        partitions."""
+        for `rejoin_timeout_seconds` (twice that after a replacement, and so on, up to an hour) is
+        replaced by a new one, which joins the group afresh. After a broker outage longer than the
+        session, librdkafka has been seen never to rejoin: the group stayed empty, and the worker
+        idle for good. Nothing is in flight: it went with the partitions."""
         assert self._lost_at is not None
         waited = time.monotonic() - self._lost_at
-        if waited < self.settings.runtime.rejoin_timeout_seconds:
+        if waited < self._rejoin_wait:
             return
         log(
             logger,
@@ -269,6 +274,7 @@ class Runner:
         replaced, self.consumer = self.consumer, self._new_consumer()
         self._commits_sent = self._commits_answered = 0
         self._lost_at = time.monotonic()
+        self._rejoin_wait = min(2 * self._rejoin_wait, MAX_REJOIN_WAIT_SECONDS)
         self._consumer_replaced.inc()
         self._subscribe()
         # Closing leaves the group, which a consumer that cannot rejoin may never finish doing.
@@ -527,6 +533,7 @@ class Runner:
         if consumer is not self.consumer:
             return
         self._lost_at = None
+        self._rejoin_wait = self.settings.runtime.rejoin_timeout_seconds
         log(logger, "partitions_assigned", worker=self.spec.name, partitions=_describe(partitions))
         self._pause.on_assign(consumer, partitions)
 
