@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import signal
 import socket
-from types import FrameType
 
 import uvicorn
 
@@ -14,6 +12,7 @@ from workers.errors import ConfigError
 from workers.gateway.app import create_app
 from workers.gateway.publishing import Publisher
 from workers.logs import log
+from workers.stopping import stop_on_signals
 
 logger = logging.getLogger("hitl.gateway")
 
@@ -69,11 +68,6 @@ class GatewayServer:
 def serve(settings: Settings) -> None:
     server = GatewayServer(settings)
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log(logger, "stopping", signal=signal.Signals(signum).name)
-        server.stop()
-
     # uvicorn handles these while it serves, then hands them to the handlers found at start.
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(logger, server.stop)
     server.run()

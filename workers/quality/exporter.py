@@ -10,11 +10,9 @@ tried again at the next interval; hitl_quality_refreshed_timestamp_seconds says 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from types import FrameType
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -26,6 +24,7 @@ from workers.logs import log
 from workers.quality.commands import dead_letter_counts, read_history
 from workers.quality.history import Window
 from workers.quality.report import Report, build_report
+from workers.stopping import stop_on_signals
 
 logger = logging.getLogger("hitl.quality")
 NAME = "quality-exporter"
@@ -195,13 +194,7 @@ def serve(settings: Settings) -> None:
         ) from error
     log(logger, "started", worker=NAME, port=int(server.server_port))
     stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log(logger, "stopping", signal=signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(logger, stop.set)
     while not stop.is_set():
         try:
             refresh(settings, collector)

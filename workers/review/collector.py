@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import threading
 from collections.abc import Awaitable, Callable
-from types import FrameType
 
 import uvicorn
 
@@ -29,6 +27,7 @@ from workers.review.backends import used_backends
 from workers.review.collecting import Reconciler, ResolutionEmitter, Resolver
 from workers.review.corrections import correction_check
 from workers.review.metrics import CollectorMetrics
+from workers.stopping import stop_on_signals
 
 logger = logging.getLogger("hitl.review_collector")
 
@@ -143,11 +142,6 @@ class Collector:
 def serve(settings: Settings) -> None:
     collector = Collector(settings)
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log(logger, "stopping", signal=signal.Signals(signum).name)
-        collector.stop()
-
     # uvicorn handles these while it serves, then hands them to the handlers found at start.
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(logger, collector.stop)
     collector.run()

@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import signal
 import threading
 import time
 import uuid
@@ -69,7 +68,6 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import FrameType
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -92,6 +90,7 @@ from workers.runtime.producing import KafkaOutput, OutputsNotAcknowledged
 from workers.runtime.topics import require_topics
 from workers.runtime.watchdog import BatchWatchdog
 from workers.runtime.worker import Origin, WorkerSpec
+from workers.stopping import stop_on_signals
 
 logger = logging.getLogger("hitl.runtime")
 
@@ -198,12 +197,7 @@ class Runner:
         self._stopping = True
 
     def install_signal_handlers(self) -> None:
-        def on_signal(signum: int, _frame: FrameType | None) -> None:
-            log(logger, "stopping", worker=self.spec.name, signal=signal.Signals(signum).name)
-            self.stop()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        stop_on_signals(logger, self.stop, worker=self.spec.name)
 
     def run(self) -> None:
         require_topics(
