@@ -4,15 +4,7 @@
 argilla_venv() { echo "$CACHE_DIR/argilla-venv"; }
 
 argilla_install() {
-  local venv stamp
-  venv=$(argilla_venv)
-  stamp=$(stamp_of "$LOCAL_DIR/argilla/requirements.txt")
-  stamp_matches "$venv/.installed" "$stamp" && return 0
-  say "installing Argilla server into $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q -r "$LOCAL_DIR/argilla/requirements.txt" >"$LOG_DIR/argilla-install.log" 2>&1 ||
-    { tail -n 30 "$LOG_DIR/argilla-install.log" >&2; fail "could not install Argilla server"; }
-  echo "$stamp" >"$venv/.installed"
+  install_venv "$(argilla_venv)" "$LOCAL_DIR/argilla/requirements.txt" "Argilla server" argilla
 }
 
 argilla_environment() {

@@ -96,6 +96,19 @@ ensure_debian_packages() {
 stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
 stamp_matches() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
 
+# install_venv VENV REQUIREMENTS NAME LOG [NOTE]: installs REQUIREMENTS into the virtual
+# environment VENV, unless it holds them already; NAME says what it is, LOG names the install log.
+install_venv() {
+  local venv=$1 requirements=$2 name=$3 log=$LOG_DIR/$4-install.log note=${5:+ ($5)} stamp
+  stamp=$(stamp_of "$requirements")
+  stamp_matches "$venv/.installed" "$stamp" && return 0
+  say "installing $name into $venv$note"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q -r "$requirements" >"$log" 2>&1 ||
+    { tail -n 30 "$log" >&2; fail "could not install $name"; }
+  echo "$stamp" >"$venv/.installed"
+}
+
 pid_file() { echo "$RUN_DIR/$1.pid"; }
 log_file() { echo "$LOG_DIR/$1.log"; }
 

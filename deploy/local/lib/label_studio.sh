@@ -9,15 +9,8 @@ label_studio_installed() {
 }
 
 label_studio_install() {
-  local venv stamp requirements=$LOCAL_DIR/label-studio/requirements.txt log=$LOG_DIR/label-studio-install.log
-  venv=$(label_studio_venv)
-  stamp=$(stamp_of "$requirements")
-  stamp_matches "$venv/.installed" "$stamp" && return 0
-  say "installing Label Studio into $venv (about 1 GB, 2 minutes)"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q -r "$requirements" >"$log" 2>&1 ||
-    { tail -n 30 "$log" >&2; fail "could not install Label Studio"; }
-  echo "$stamp" >"$venv/.installed"
+  install_venv "$(label_studio_venv)" "$LOCAL_DIR/label-studio/requirements.txt" "Label Studio" label-studio \
+    "about 1 GB, 2 minutes"
 }
 
 # Its legacy API token is stored as a Django REST framework token: 6 to 40 characters, sent as
