@@ -33,7 +33,9 @@ def relay_env(services: Services, topics: RelayTopics, group: str, metrics_port:
 
 def wait_for_metric(port: int, name: str, at_least: float, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    while metric_total(scrape(port), name) < at_least:
+    # The first scrape also waits for the worker to serve metrics: a worker starting beside two
+    # other test suites has taken over 10 s to get there.
+    while metric_total(scrape(port, timeout=max(1.0, deadline - time.monotonic())), name) < at_least:
         assert time.monotonic() < deadline, f"{name} stayed below {at_least}"
         time.sleep(0.1)
 
