@@ -13,17 +13,10 @@ from tests.label_sink.conftest import SinkTopics
 from tests.label_sink.events import mixed_resolutions
 from tests.label_sink.test_worker import human_id, produce_events
 from tests.support.kafka import read_topic
-from tests.support.processes import free_port, metric_total, scrape, start_worker
+from tests.support.processes import free_port, start_worker, wait_for_metric
 from tests.support.services import Services
 
 WORKER = "tests.label_sink.process_worker:label_sink_in_test_schema"
-
-
-def wait_for_metric(port: int, name: str, at_least: float, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while metric_total(scrape(port), name) < at_least:
-        assert time.monotonic() < deadline, f"{name} stayed below {at_least}"
-        time.sleep(0.05)
 
 
 def test_sigkill_mid_stream_loses_nothing_and_stores_nothing_twice(

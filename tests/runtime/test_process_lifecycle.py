@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.runtime.conftest import RelayTopics
 from tests.support.events import prediction
 from tests.support.kafka import produce, read_topic
-from tests.support.processes import free_port, metric_total, scrape, start_worker
+from tests.support.processes import free_port, metric_total, scrape, start_worker, wait_for_metric
 from tests.support.services import Services
 from workers.contracts import Prediction, decode, encode
 
@@ -29,15 +29,6 @@ def relay_env(services: Services, topics: RelayTopics, group: str, metrics_port:
         # A killed member leaves the group after this, rather than after the default 45 s.
         "HITL_KAFKA_CLIENT_CONFIG": '{"session.timeout.ms": "6000", "heartbeat.interval.ms": "1000"}',
     }
-
-
-def wait_for_metric(port: int, name: str, at_least: float, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    # The first scrape also waits for the worker to serve metrics: a worker starting beside two
-    # other test suites has taken over 10 s to get there.
-    while metric_total(scrape(port, timeout=max(1.0, deadline - time.monotonic())), name) < at_least:
-        assert time.monotonic() < deadline, f"{name} stayed below {at_least}"
-        time.sleep(0.1)
 
 
 def test_sigkill_mid_stream_loses_nothing(

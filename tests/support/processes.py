@@ -60,3 +60,13 @@ def metric_total(samples: dict[str, float], name: str, **labels: str) -> float:
         for key, value in samples.items()
         if key.startswith(name + "{") and all(label in key for label in wanted)
     )
+
+
+def wait_for_metric(port: int, name: str, at_least: float, timeout: float = 60) -> None:
+    """Until the worker on `port` reports `name` at `at_least` or more."""
+    deadline = time.monotonic() + timeout
+    # The first scrape also waits for the worker to serve metrics: a worker starting beside two
+    # other test suites has taken over 10 s to get there.
+    while metric_total(scrape(port, timeout=max(1.0, deadline - time.monotonic())), name) < at_least:
+        assert time.monotonic() < deadline, f"{name} stayed below {at_least}"
+        time.sleep(0.05)
