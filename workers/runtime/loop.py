@@ -65,7 +65,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -106,6 +106,8 @@ ACKNOWLEDGEMENT_CHECK_SECONDS = 0.002
 MAX_REJOIN_WAIT_SECONDS = 3600.0
 # librdkafka's default max.poll.interval.ms.
 DEFAULT_MAX_POLL_INTERVAL_MS = 300_000
+
+Rebalance = Callable[[Consumer, list[TopicPartition]], None]
 
 
 @dataclass(slots=True)
@@ -243,10 +245,19 @@ class Runner:
     def _subscribe(self) -> None:
         self.consumer.subscribe(
             [self.spec.input_topic],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
+            on_assign=self._if_current(self._on_assign),
+            on_revoke=self._if_current(self._on_revoke),
+            on_lost=self._if_current(self._on_lost),
         )
+
+    def _if_current(self, callback: Rebalance) -> Rebalance:
+        """`callback`, for the current consumer only: a replaced one's rebalances are not ours."""
+
+        def call(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            if consumer is self.consumer:
+                callback(consumer, partitions)
+
+        return call
 
     def _replace_consumer_if_it_does_not_rejoin(self) -> None:
         """A consumer that lost its partitions (its session timed out) and has been assigned none
@@ -524,16 +535,12 @@ class Runner:
     # -- rebalance -------------------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        if consumer is not self.consumer:
-            return
         self._lost_at = None
         self._rejoin_wait = self.settings.runtime.rejoin_timeout_seconds
         log(logger, "partitions_assigned", worker=self.spec.name, partitions=_describe(partitions))
         self._pause.on_assign(consumer, partitions)
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        if consumer is not self.consumer:
-            return
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # The batches in flight are acknowledged and committed first; then revoked partitions have
         # nothing pending but an asynchronous commit, confirmed here so that the next owner starts
         # after it.
@@ -551,9 +558,7 @@ class Runner:
                 log(logger, "in_flight_not_acknowledged", logging.WARNING, worker=self.spec.name)
         self._confirm_commits(partitions)
 
-    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        if consumer is not self.consumer:
-            return
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._lost_at = time.monotonic()
         # Another member owns them already: their offsets are no longer ours to commit, nor those
         # of the batches in flight (their outputs are sent; the next owner reads them again).
