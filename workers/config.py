@@ -102,6 +102,14 @@ class Runtime(Frozen):
     retry_initial_seconds: float = Field(0.5, gt=0)
     retry_max_seconds: float = Field(30.0, gt=0)
     shutdown_timeout_seconds: float = Field(20.0, gt=0)
+    fetch_backoff_ms: int = Field(
+        5,
+        ge=0,
+        le=1000,
+        description="how long the consumer waits to fetch again while messages it fetched are not yet"
+        " taken, so that a steady input arrives in batches; 0: it fetches again at once, as librdkafka"
+        " does by default",
+    )
     statistics_interval_ms: int = Field(5_000, ge=0)
     stall_warning_share: float = Field(
         0.5, gt=0, lt=1, description="share of max.poll.interval.ms after which a batch is called stalled"
