@@ -22,7 +22,7 @@ def arrivals(settings: Settings, topic: str) -> list[int]:
     """Sizes of the batches a consumer built like the runtime's gets while a producer sends
     `MESSAGES` one by one, `SPACING_SECONDS` apart; the consumer takes what is fetched as the
     runtime's loop does: it waits for one message, then takes what else is in hand."""
-    consumer = Consumer(consumer_config(settings, unique_name("gathering")))
+    consumer = Consumer(consumer_config(settings, unique_name("pacing")))
     consumer.subscribe([topic])
     while not consumer.assignment():
         consumer.poll(0.1)
@@ -58,7 +58,7 @@ def with_fetch_backoff(settings: Settings, milliseconds: int) -> Settings:
 
 
 def test_a_steady_input_is_fetched_in_gathered_batches(settings: Settings, make_topic: TopicFactory) -> None:
-    topic = make_topic("gathering", partitions=1)
+    topic = make_topic("pacing", partitions=1)
     # 12 messages over about 0.36 s: the first fetched at once, the rest after the 0.5 s wait.
     assert len(arrivals(with_fetch_backoff(settings, 500), topic)) <= 3
 
@@ -66,5 +66,5 @@ def test_a_steady_input_is_fetched_in_gathered_batches(settings: Settings, make_
 def test_without_gathering_each_message_is_fetched_on_its_own(
     settings: Settings, make_topic: TopicFactory
 ) -> None:
-    topic = make_topic("gathering", partitions=1)
+    topic = make_topic("pacing", partitions=1)
     assert len(arrivals(with_fetch_backoff(settings, 0), topic)) >= MESSAGES // 2
