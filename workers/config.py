@@ -102,6 +102,13 @@ class Runtime(Frozen):
     retry_initial_seconds: float = Field(0.5, gt=0)
     retry_max_seconds: float = Field(30.0, gt=0)
     shutdown_timeout_seconds: float = Field(20.0, gt=0)
+    commit_interval_ms: int = Field(
+        100,
+        ge=0,
+        le=60_000,
+        description="the least time between two commits while input flows (the in-flight limit commits"
+        " sooner); 0: every batch is committed as soon as the broker has acknowledged its outputs",
+    )
     fetch_backoff_ms: int = Field(
         5,
         ge=0,

@@ -4,11 +4,13 @@ every later commit synchronous, and an idle worker's last batch uncommitted."""
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections import Counter
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from tests.runtime.conftest import RelayTopics, running
 from tests.runtime.test_loop_faults import good_messages, tuned
@@ -88,3 +90,65 @@ def test_commits_go_back_to_asynchronous_once_the_broker_answers(
 
     assert after["synchronous"] == before["synchronous"], "the new input's commit did not wait"
     assert after["asynchronous"] > before["asynchronous"]
+
+
+class CommitTimes(Consumer):
+    """A consumer that notes when each asynchronous commit is made."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self.times: list[float] = []
+
+    def commit(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("asynchronous", True):
+            self.times.append(time.monotonic())
+        return super().commit(*args, **kwargs)
+
+
+STEADY_INPUTS = 40
+
+
+def commits_of_a_steady_input(
+    bootstrap: str, topics: RelayTopics, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> list[float]:
+    """When the relay committed asynchronously while `STEADY_INPUTS` predictions arrived one by one,
+    25 ms apart; returns once every input is committed."""
+    consumers: list[CommitTimes] = []
+
+    def consumer(config: dict[str, Any]) -> CommitTimes:
+        consumers.append(CommitTimes(config))
+        return consumers[-1]
+
+    monkeypatch.setattr(loop, "Consumer", consumer)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    with running(relay_spec(topics.input, topics.output), settings):
+        for key, value, headers in good_messages(STEADY_INPUTS):
+            producer.produce(topics.input, value, key, headers=headers)
+            producer.poll(0)
+            time.sleep(0.025)
+        assert producer.flush(30) == 0
+        wait_until_committed_to_the_end(bootstrap, settings, topics.input)
+    [used] = consumers
+    return used.times
+
+
+def test_commits_of_a_steady_input_are_an_interval_apart(
+    kafka_bootstrap: str, relay_topics: RelayTopics, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interval = 0.4
+    config = tuned(settings, {}, commit_interval_ms=int(interval * 1000), batch_size=10)
+    times = commits_of_a_steady_input(kafka_bootstrap, relay_topics, config, monkeypatch)
+    # About a second of input, and the last batch committed once the interval is over.
+    assert 1 <= len(times) <= 6, times
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    # The loop notes a commit's time a moment before it reaches this wrapper, and a busy machine
+    # can stretch that moment; without the interval the gaps would be the input's 25 ms.
+    assert all(gap >= interval - 0.1 for gap in gaps), gaps
+
+
+def test_without_an_interval_each_acknowledged_batch_is_committed(
+    kafka_bootstrap: str, relay_topics: RelayTopics, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tuned(settings, {}, commit_interval_ms=0, batch_size=10)
+    times = commits_of_a_steady_input(kafka_bootstrap, relay_topics, config, monkeypatch)
+    assert len(times) >= STEADY_INPUTS // 4, times

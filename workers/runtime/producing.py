@@ -98,6 +98,11 @@ class KafkaOutput:
         everything sent; True if it has, or if something failed (`acknowledge` then says what)."""
         return self._producer.flush(timeout) == 0 or bool(self._errors)
 
+    @property
+    def failed(self) -> bool:
+        """Whether a delivery has failed since the last acknowledgement (`acknowledge` says how)."""
+        return bool(self._errors)
+
     def send_and_acknowledge(
         self, messages: Iterable[tuple[str, bytes | None, bytes | None, Headers]], timeout: float
     ) -> None:
