@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -56,7 +57,20 @@ def create_topics(settings: Settings) -> dict[str, str]:
             if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
             outcome[name] = "exists"
+    _wait_until_listed(admin, [topic.topic for topic in wanted])
     return outcome
+
+
+def _wait_until_listed(admin: AdminClient, names: list[str]) -> None:
+    """Waits (up to ADMIN_TIMEOUT_SECONDS) until the broker's metadata lists every topic with its
+    partitions: the creation is answered once the controller has it, and a worker started at once
+    could otherwise find its topics missing."""
+    deadline = time.monotonic() + ADMIN_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        listed = admin.list_topics(timeout=ADMIN_TIMEOUT_SECONDS).topics
+        if all(name in listed and listed[name].error is None and listed[name].partitions for name in names):
+            return
+        time.sleep(0.1)
 
 
 def describe_topics(settings: Settings, names: Iterable[str] | None = None) -> list[TopicDescription | str]:
