@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from tests.support.services import (
     services_in_containers,
 )
 from tests.support.tcp_proxy import TcpProxy
+from workers.runtime.topics import wait_until_listed
 
 # Property tests check what the code does, not how fast: on a machine shared with the services
 # (and, under `make test`, with a second suite) an example may take longer than hypothesis' 200 ms.
@@ -84,27 +84,15 @@ def make_topic(kafka_admin: AdminClient) -> Iterator[TopicFactory]:
         futures = kafka_admin.create_topics([topic])
         futures[name].result(timeout=30)
         created.append(name)
-        _wait_until_listed(kafka_admin, name, partitions)
+        # A worker started right after the creation checks its topics in the broker's metadata.
+        if wait_until_listed(kafka_admin, {name: partitions}):
+            raise TimeoutError(f"topic {name} not listed with {partitions} partitions")
         return name
 
     yield make
     if created:
         for future in kafka_admin.delete_topics(created).values():
             future.result(timeout=30)
-
-
-def _wait_until_listed(admin: AdminClient, name: str, partitions: int, timeout: float = 30) -> None:
-    """Waits until the broker's metadata lists the new topic with all its partitions: a worker
-    started right after the creation checks its topics there, and on a broker under load the
-    metadata can lag behind the creation's answer."""
-    deadline = time.monotonic() + timeout
-    while True:
-        topic = admin.list_topics(name, timeout=10).topics.get(name)
-        if topic is not None and topic.error is None and len(topic.partitions) == partitions:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"topic {name} not listed with {partitions} partitions after {timeout} s")
-        time.sleep(0.1)
 
 
 @pytest.fixture

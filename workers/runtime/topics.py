@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
@@ -57,19 +57,28 @@ def create_topics(settings: Settings) -> dict[str, str]:
             if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
             outcome[name] = "exists"
-    _wait_until_listed(admin, [topic.topic for topic in wanted])
+    # A worker started at once checks its topics in the metadata; those still unlisted after the
+    # wait are reported by that check.
+    wait_until_listed(admin, {t.topic: t.num_partitions for t in wanted if outcome[t.topic] == "created"})
     return outcome
 
 
-def _wait_until_listed(admin: AdminClient, names: list[str]) -> None:
-    """Waits (up to ADMIN_TIMEOUT_SECONDS) until the broker's metadata lists every topic with its
-    partitions: the creation is answered once the controller has it, and a worker started at once
-    could otherwise find its topics missing."""
-    deadline = time.monotonic() + ADMIN_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
+def wait_until_listed(
+    admin: AdminClient, partitions: Mapping[str, int], timeout: float = ADMIN_TIMEOUT_SECONDS
+) -> list[str]:
+    """Waits until the broker's metadata lists each new topic with its `partitions`: a creation is
+    answered once the controller has it, and on a broker under load the metadata can lag behind.
+    Returns the topics still not listed so when `timeout` is over."""
+    deadline = time.monotonic() + timeout
+    while True:
         listed = admin.list_topics(timeout=ADMIN_TIMEOUT_SECONDS).topics
-        if all(name in listed and listed[name].error is None and listed[name].partitions for name in names):
-            return
+        unlisted = [
+            name
+            for name, count in partitions.items()
+            if name not in listed or listed[name].error is not None or len(listed[name].partitions) != count
+        ]
+        if not unlisted or time.monotonic() > deadline:
+            return unlisted
         time.sleep(0.1)
 
 
