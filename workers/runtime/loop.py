@@ -160,7 +160,8 @@ class Runner:
         # Whether the broker has acknowledged everything in flight, which waits for its commit.
         self._in_flight_acknowledged = False
         self._commit_interval = settings.runtime.commit_interval_ms / 1000
-        self._last_commit = 0.0
+        # When (monotonic) the next commit is due, unless the in-flight limit comes first.
+        self._next_commit_at = 0.0
         self._messages_in_flight = 1 if self.transactional else settings.runtime.in_flight_limit
         # Messages produced and not yet acknowledged, by (topic, dead-letter reason or None);
         # counted in the metrics once the broker has acknowledged them.
@@ -308,13 +309,13 @@ class Runner:
             return self.settings.runtime.batch_wait_seconds
         if self._in_flight_acknowledged:
             if self._commit_would_not_wait():
-                return max(0.0, self._last_commit + self._commit_interval - time.monotonic())
+                return max(0.0, self._next_commit_at - time.monotonic())
             # Two commits unanswered: their answers come with a poll.
             return ACKNOWLEDGEMENT_CHECK_SECONDS
         return 0.0
 
     def _commit_due(self) -> bool:
-        return time.monotonic() - self._last_commit >= self._commit_interval
+        return time.monotonic() >= self._next_commit_at
 
     def _messages_in_hand(self, wait_seconds: float) -> list[Message]:
         """Up to a batch of what has been fetched; waits (up to `wait_seconds`) only when nothing
@@ -397,7 +398,7 @@ class Runner:
         batch, self._in_flight = self._in_flight, None
         if batch is None:
             return True
-        self._last_commit = time.monotonic()
+        self._next_commit_at = time.monotonic() + self._commit_interval
         try:
             self._commit(batch.origins)
         except OutputsNotAcknowledged as error:
